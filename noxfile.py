@@ -1,0 +1,76 @@
+"""Every task of the project: ``nox -l`` lists them, ``nox`` runs the tests.
+
+Each session installs the workspace from the committed ``uv.lock`` into its own
+environment (``uv sync --frozen``), so a fresh machine needs only Python 3.11,
+nox and uv.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PYTHON = "3.11"
+GENERATED = "python/src/stepwire/_gen"
+TYPED_PATHS = ["python/src", "codegen/src", "noxfile.py"]
+LINT_PATHS = ["python", "codegen", "tests", "noxfile.py"]
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["tests"]
+nox.options.error_on_missing_interpreters = True
+
+
+def _sync(session: nox.Session, *groups: str) -> None:
+    """Installs the locked workspace (both packages and the given groups)."""
+    args = ["uv", "sync", "--frozen", "--all-packages", "--no-python-downloads"]
+    for group in groups:
+        args += ["--group", group]
+    session.run_install(
+        *args,
+        f"--python={session.virtualenv.location}",
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+    )
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Runs the whole test suite (pass pytest options after --)."""
+    _sync(session, "dev")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON, tags=["checks"])
+def lint(session: nox.Session) -> None:
+    """Checks lint and formatting with ruff."""
+    _sync(session, "dev")
+    session.run("ruff", "check", *LINT_PATHS)
+    session.run("ruff", "format", "--check", *LINT_PATHS)
+
+
+@nox.session(python=PYTHON, tags=["checks"])
+def typecheck(session: nox.Session) -> None:
+    """Type-checks our code, generated code included, with mypy --strict."""
+    _sync(session, "dev")
+    session.run("mypy", "--strict", *TYPED_PATHS)
+
+
+def _codegen(session: nox.Session, out: str, *extra: str) -> None:
+    session.run("python", "-m", "stepwire_codegen", "contract", out, *extra, *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def regenerate(session: nox.Session) -> None:
+    """Regenerates python/src/stepwire/_gen from the contract, from an empty folder."""
+    _sync(session, "dev")
+    _codegen(session, GENERATED)
+
+
+@nox.session(python=PYTHON, tags=["checks"])
+def codegen_check(session: nox.Session) -> None:
+    """Fails, with the diff and the fixing command, if generated code has drifted."""
+    _sync(session, "dev")
+    # --check renders the whole tree afresh in memory (as into an empty folder)
+    # and compares it file by file with the checked-in one.
+    _codegen(session, GENERATED, "--check")

@@ -1,0 +1,118 @@
+"""File access under artifact URIs through fsspec, so local paths and remote URIs work alike."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from typing import IO, Any
+
+import fsspec
+
+
+def _fs_and_path(uri: str) -> tuple[Any, str]:
+    fs, path = fsspec.core.url_to_fs(uri)
+    return fs, path
+
+
+def is_remote(uri: str) -> bool:
+    """Tells whether a URI names a non-local filesystem (``s3://...``, ``gs://...``).
+
+    Args:
+        uri: A local path or an fsspec URI.
+
+    Returns:
+        True for a URI with a scheme other than ``file``.
+    """
+    scheme, sep, _ = uri.partition("://")
+    return bool(sep) and scheme != "file"
+
+
+def join(base: str, *parts: str) -> str:
+    """Joins path parts below a local path or a URI.
+
+    Args:
+        base: A local path or an fsspec URI.
+        *parts: Path components to append.
+
+    Returns:
+        The joined path; URIs are joined with ``/`` whatever the platform.
+    """
+    if "://" in base:
+        return posixpath.join(base, *parts)
+    return os.path.join(base, *parts)
+
+
+def open_file(uri: str, mode: str = "rb") -> IO[Any]:
+    """Opens a file under a local path or fsspec URI.
+
+    Args:
+        uri: The file to open.
+        mode: A binary or text mode, as for :func:`open`.
+
+    Returns:
+        A file object usable as a context manager.
+    """
+    file: IO[Any] = fsspec.open(uri, mode).open()
+    return file
+
+
+def makedirs(uri: str) -> None:
+    """Creates a directory and its parents; existing ones are fine.
+
+    Args:
+        uri: The directory to create.
+    """
+    fs, path = _fs_and_path(uri)
+    fs.makedirs(path, exist_ok=True)
+
+
+def exists(uri: str) -> bool:
+    """Tells whether a file or directory exists.
+
+    Args:
+        uri: The path to check.
+
+    Returns:
+        True if it exists.
+    """
+    fs, path = _fs_and_path(uri)
+    return bool(fs.exists(path))
+
+
+def remove_tree(uri: str) -> None:
+    """Removes a directory tree if it exists.
+
+    Args:
+        uri: The directory to remove.
+    """
+    fs, path = _fs_and_path(uri)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Writes bytes to a file, creating its parent directory.
+
+    Args:
+        uri: The file to write.
+        data: The content.
+    """
+    parent = posixpath.dirname(uri) if "://" in uri else os.path.dirname(uri)
+    if parent:
+        makedirs(parent)
+    with open_file(uri, "wb") as f:
+        f.write(data)
+
+
+def read_bytes(uri: str) -> bytes:
+    """Reads a whole file.
+
+    Args:
+        uri: The file to read.
+
+    Returns:
+        Its content.
+    """
+    with open_file(uri, "rb") as f:
+        data: bytes = f.read()
+    return data
