@@ -7,16 +7,17 @@ nox and uv.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import nox
 
-ROOT = Path(__file__).parent
 PYTHON = "3.11"
 GENERATED = "python/src/stepwire/_gen"
 TYPED_PATHS = ["python/src", "codegen/src", "noxfile.py"]
 LINT_PATHS = ["python", "codegen", "tests", "noxfile.py"]
 
+# uv must never fetch an interpreter: the machine's Python 3.11 is the one used.
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["tests"]
 nox.options.error_on_missing_interpreters = True

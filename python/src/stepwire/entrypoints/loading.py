@@ -1,0 +1,72 @@
+"""Loading user code in the entrypoint, with one error type for every way it fails."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import TypeVar
+
+from stepwire import source_utils
+from stepwire.exceptions import StepwireError
+
+T = TypeVar("T")
+
+
+class UserCodeLoadError(StepwireError, TypeError):
+    """User code named by the command line cannot be loaded.
+
+    The module does not import, the class is missing, it is not the expected
+    subclass, or the module exits while it is imported. A ``TypeError``, as the
+    seed API documents for a class of the wrong kind.
+    """
+
+
+def load_class(source: str, base: type[T], what: str) -> type[T]:
+    """Loads a class from its source and checks its base class.
+
+    Args:
+        source: ``module.Class``, possibly pinned.
+        base: The class it must subclass.
+        what: What the class is for, for the message (``"step"``).
+
+    Returns:
+        The class.
+
+    Raises:
+        UserCodeLoadError: If it cannot be loaded or has the wrong base.
+    """
+    try:
+        loaded = source_utils.load_source_path_class(source)
+    except (ImportError, AttributeError, TypeError) as exc:
+        raise UserCodeLoadError(f"cannot load the {what} `{source}`: {exc}") from exc
+    except SystemExit as exc:
+        raise UserCodeLoadError(
+            f"importing the {what} `{source}` called exit({exc.code})"
+        ) from exc
+    if not issubclass(loaded, base):
+        raise UserCodeLoadError(
+            f"The {what} source `{source}` passed to the entrypoint is not pointing to a "
+            f"`{base.__module__}.{base.__qualname__}` subclass."
+        )
+    return loaded
+
+
+def import_user_module(module_source: str) -> ModuleType:
+    """Imports the user's main module once, as the entrypoint needs it.
+
+    Args:
+        module_source: Importable module of the user's script.
+
+    Returns:
+        The module.
+
+    Raises:
+        UserCodeLoadError: If it cannot be imported or exits while imported.
+    """
+    try:
+        return source_utils.import_main_module(module_source)
+    except ImportError as exc:
+        raise UserCodeLoadError(f"cannot import the main module `{module_source}`: {exc}") from exc
+    except SystemExit as exc:
+        raise UserCodeLoadError(
+            f"importing the main module `{module_source}` called exit({exc.code})"
+        ) from exc

@@ -1,0 +1,428 @@
+"""Abstract base class for entrypoint configurations that run a single step."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+from google.protobuf import json_format
+from stepwire import constants, source_utils
+from stepwire.entrypoints import codec
+from stepwire.entrypoints.loading import import_user_module, load_class
+from stepwire.entrypoints.codec import (
+    ENTRYPOINT_CONFIG_SOURCE_OPTION,
+    INPUT_ARTIFACT_SOURCES_OPTION,
+    MAIN_MODULE_SOURCE_OPTION,
+    MATERIALIZER_SOURCES_OPTION,
+    PIPELINE_JSON_OPTION,
+    STEP_SOURCE_OPTION,
+)
+
+if TYPE_CHECKING:
+    from stepwire.steps.base_step import BaseStep
+    from tfx.orchestration.portable import data_types
+    from tfx.proto.orchestration.pipeline_pb2 import Pipeline as Pb2Pipeline
+    from tfx.proto.orchestration.pipeline_pb2 import PipelineNode as Pb2PipelineNode
+
+DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND = [
+    "python",
+    "-m",
+    "stepwire.entrypoints.step_entrypoint",
+]
+"""The command that runs the entrypoint where the interpreter is ``python``."""
+
+
+class StepEntrypointConfiguration(ABC):
+    """Abstract base class for entrypoint configurations that run a single step.
+
+    If an orchestrator needs to run steps in a separate process or environment
+    (a container, a pod, a worker), it subclasses this class and runs
+    ``get_entrypoint_command() + get_entrypoint_arguments(...)`` there.
+
+    How to subclass:
+        Only ``get_run_name(...)`` is mandatory. It returns a string that is the
+        same for all steps of one pipeline run (for example an environment
+        variable the orchestration engine sets in every pod).
+
+    Passing additional arguments to the entrypoint:
+        Implement ``get_custom_entrypoint_options()`` (the option names) and
+        ``get_custom_entrypoint_arguments(...)`` (``["--name", "value", ...]``
+        for all of them). Their values are in ``self.entrypoint_args[name]``.
+        Custom options are plain text, so an engine's placeholders may be
+        substituted in them at launch; they must not reuse a contract flag.
+
+    Running custom code inside the entrypoint:
+        Override ``setup(...)`` and ``post_run(...)``, which run before user
+        code is imported and after the step ran.
+
+    Example:
+        ```python
+        class MyStepEntrypointConfiguration(StepEntrypointConfiguration):
+            def get_run_name(self, pipeline_name: str) -> str:
+                return os.environ["MY_ENGINE_RUN_ID"]
+
+        cmd = MyStepEntrypointConfiguration.get_entrypoint_command()
+        for step in sorted_list_of_steps:
+            args = MyStepEntrypointConfiguration.get_entrypoint_arguments(
+                step=step, pb2_pipeline=pb2_pipeline
+            )
+            subprocess.check_call(cmd + args)
+        ```
+    """
+
+    def __init__(self, arguments: list[str]) -> None:
+        """Initializes the entrypoint configuration.
+
+        Args:
+            arguments: Command line arguments to configure this object: the
+                whole argv after the command, ``--entrypoint_config_source``
+                included.
+        """
+        self.entrypoint_args: dict[str, Any] = self._parse_arguments(arguments)
+
+    @classmethod
+    def get_custom_entrypoint_options(cls) -> set[str]:
+        """Custom options for this entrypoint in addition to the contract's.
+
+        The names have no ``--`` prefix. The entrypoint expects each as
+        ``--my_option my_value``; read it as ``self.entrypoint_args["my_option"]``.
+
+        Returns:
+            A set of strings with the custom options.
+        """
+        return set()
+
+    @classmethod
+    def get_custom_entrypoint_arguments(cls, step: BaseStep, **kwargs: Any) -> list[str]:
+        """Custom arguments that the entrypoint command should be called with.
+
+        They must provide values for all options of
+        ``get_custom_entrypoint_options()``, as ``["--some_option", "value"]`` or
+        ``["--some_option=value"]``.
+
+        Args:
+            step: The step that the entrypoint should run.
+            **kwargs: The keyword arguments given to ``get_entrypoint_arguments``.
+
+        Returns:
+            A list of strings with the arguments.
+        """
+        return []
+
+    @abstractmethod
+    def get_run_name(self, pipeline_name: str) -> str:
+        """Returns the run name.
+
+        Subclasses must return a run name that is the same for all steps of
+        this pipeline run, for example an id the orchestration engine sets in
+        every pod's environment, or a custom option's value.
+
+        Args:
+            pipeline_name: The name of the pipeline.
+
+        Returns:
+            The run name.
+        """
+
+    def setup(self, pipeline_name: str, step_name: str) -> None:
+        """Code that runs before user code is imported or the step is executed.
+
+        Subclasses that override it should in most cases call ``super().setup(...)``.
+
+        Args:
+            pipeline_name: Name of the parent pipeline of the step.
+            step_name: Name of the step that will be executed.
+        """
+        logging.basicConfig(stream=sys.stdout, level=logging.INFO)
+        logging.getLogger().setLevel(logging.INFO)
+
+    def post_run(
+        self,
+        pipeline_name: str,
+        step_name: str,
+        pipeline_node: Pb2PipelineNode,
+        execution_info: data_types.ExecutionInfo | None = None,
+    ) -> None:
+        """Does cleanup or post-processing after the step finished running.
+
+        Args:
+            pipeline_name: Name of the parent pipeline of the step.
+            step_name: Name of the step that was executed.
+            pipeline_node: Protobuf node corresponding to the step.
+            execution_info: Info about the finished step execution.
+        """
+
+    @classmethod
+    def get_entrypoint_command(cls) -> list[str]:
+        """Returns a command that runs the entrypoint module.
+
+        Defaults to ``python -m stepwire.entrypoints.step_entrypoint``, the
+        interpreter found on the ``PATH`` where the step runs. It needs the
+        arguments of ``get_entrypoint_arguments(...)``.
+
+        Returns:
+            A list of strings with the command.
+        """
+        return list(DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND)
+
+    @classmethod
+    def get_entrypoint_options(cls) -> set[str]:
+        """Gets all options required for running an entrypoint with this configuration.
+
+        Subclasses add options with ``get_custom_entrypoint_options()``.
+
+        Returns:
+            The contract's required options and the custom options.
+        """
+        return set(codec.REQUIRED_FLAGS) | cls.get_custom_entrypoint_options()
+
+    @classmethod
+    def get_entrypoint_arguments(
+        cls,
+        step: BaseStep,
+        pb2_pipeline: Pb2Pipeline,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Gets all arguments that the entrypoint command should be called with.
+
+        The arguments carry only what this step needs: its own node, the
+        pipeline info, the runtime spec and its executor spec. They are
+        validated before they are returned, so a bad argument fails here and
+        not inside a pod.
+
+        Args:
+            step: The step that the entrypoint should run.
+            pb2_pipeline: The compiled pipeline the step belongs to.
+            **kwargs: Passed to ``get_custom_entrypoint_arguments()``. A
+                ``run_name`` keyword is also written into the contract's
+                late-bound ``--run_name`` option.
+
+        Returns:
+            A list of strings with the arguments.
+
+        Raises:
+            EncodeError: If the arguments cannot be encoded.
+            ArgumentError: If the result does not parse (for example a custom
+                argument is missing or clashes with a contract option).
+        """
+        from stepwire.pipelines.dehydrate import dehydrate
+        from stepwire.stack import get_active_stack
+
+        main_module_source = constants.USER_MAIN_MODULE or (
+            source_utils.get_module_source_from_module(sys.modules["__main__"])
+        )
+
+        def _resolve_class(class_: type[Any]) -> str:
+            # A class defined in the script the user ran lives in `__main__`,
+            # which is the entrypoint itself on the other side: name it by the
+            # script's importable module instead.
+            module_source, class_name = source_utils.resolve_class(class_).rsplit(".", 1)
+            if module_source == "__main__":
+                module_source = main_module_source
+            return f"{module_source}.{class_name}"
+
+        args = codec.EntrypointArgs(
+            entrypoint_config_source=_resolve_class(cls),
+            main_module_source=main_module_source,
+            step_source=_resolve_class(step.__class__),
+            pipeline_json=json_format.MessageToJson(
+                dehydrate(pb2_pipeline, step.name), indent=None
+            ),
+            input_artifact_sources={
+                name: _resolve_class(artifact) for name, artifact in step.INPUT_SPEC.items()
+            },
+            materializer_sources={
+                name: _resolve_class(materializer)
+                for name, materializer in step.get_materializers(ensure_complete=True).items()
+            },
+            contract_version=codec.CONTRACT_VERSION,
+        )
+        run_name = kwargs.get("run_name")
+        if run_name is not None:
+            args.run_name = str(run_name)
+        references = _LazyReferences(get_active_stack)
+        arguments = codec.encode(args, store=references)
+        arguments += cls.get_custom_entrypoint_arguments(step=step, **kwargs)
+        # Parse what was produced, so an invalid command line fails here.
+        cls._parse_arguments(arguments)
+        return arguments
+
+    @classmethod
+    def _parse_arguments(cls, arguments: list[str]) -> dict[str, Any]:
+        """Parses command line arguments with the generated decoder.
+
+        Args:
+            arguments: The argv after the command, in any form the contract
+                accepts (``--option value`` or ``--option=value``).
+
+        Returns:
+            The options by name: the contract's (maps as dicts, JSON as its
+            canonical text) and the custom ones.
+
+        Raises:
+            ArgumentError: If the arguments are not valid; it is a ``ValueError``
+                whose ``kind`` says what was wrong.
+        """
+        from stepwire.stack import get_active_stack
+
+        references = _LazyReferences(get_active_stack)
+        decoded = codec.decode(
+            arguments,
+            custom_options=frozenset(cls.get_custom_entrypoint_options()),
+            read_reference=references.read,
+        )
+        return {**codec.as_dict(decoded.args), **decoded.custom}
+
+    @staticmethod
+    def _create_executor_class(
+        step: BaseStep,
+        input_artifact_sources: dict[str, str],
+        materializer_sources: dict[str, str],
+    ) -> None:
+        """Creates the executor class of a step where the pipeline IR names it.
+
+        Args:
+            step: The step for which the executor class should be created.
+            input_artifact_sources: Input names to artifact class sources.
+            materializer_sources: Output names to materializer class sources.
+
+        Raises:
+            TypeError: If a source does not point to the expected kind of class.
+        """
+        from stepwire.artifacts import BaseArtifact, type_registry
+        from stepwire.materializers import BaseMaterializer
+        from stepwire.steps.executor import generate_component_class
+
+        input_spec: dict[str, type[BaseArtifact]] = {}
+        for input_name, source in input_artifact_sources.items():
+            input_spec[input_name] = load_class(source, BaseArtifact, f"artifact of input {input_name!r}")
+        output_spec = {
+            name: type_registry.get_artifact_type(value)[0]
+            for name, value in step.OUTPUT_SIGNATURE.items()
+        }
+        materializers: dict[str, type[BaseMaterializer]] = {}
+        for output_name, source in materializer_sources.items():
+            materializers[output_name] = load_class(
+                source, BaseMaterializer, f"materializer of output {output_name!r}"
+            )
+        generate_component_class(
+            step_name=step.name,
+            step_module=step.__module__,
+            input_spec=input_spec,
+            output_spec=output_spec,
+            execution_parameter_names=set(step.PARAM_SPEC) | set(step._internal_execution_parameters),
+            step_function=step.entrypoint,
+            materializers=materializers,
+        )
+
+    def run(self) -> None:
+        """Runs a single step.
+
+        Subclasses should customise ``setup(...)`` and ``post_run(...)`` rather
+        than this method.
+
+        Raises:
+            TypeError: If the arguments point to classes of the wrong kind.
+        """
+        from tfx.proto.orchestration.pipeline_pb2 import Pipeline
+
+        import stepwire.materializers  # registers the built-in materializers
+        from stepwire.stack import get_active_stack
+        from stepwire.steps.base_step import BaseStep
+
+        # A module-level `pipeline.run()` in the user's script must not start a
+        # whole pipeline when this process imports the script.
+        constants.SHOULD_PREVENT_PIPELINE_EXECUTION = True
+
+        pb2_pipeline = Pipeline()
+        try:
+            json_format.Parse(self.entrypoint_args[PIPELINE_JSON_OPTION], pb2_pipeline)
+        except json_format.ParseError as exc:
+            raise codec.ArgumentError(
+                codec.ErrorKind.WRONG_JSON_SHAPE,
+                f"--{PIPELINE_JSON_OPTION}: not a tfx.orchestration.Pipeline: {exc}",
+                PIPELINE_JSON_OPTION,
+            ) from None
+        main_module_source: str = self.entrypoint_args[MAIN_MODULE_SOURCE_OPTION]
+        step_source = source_utils.strip_pin(self.entrypoint_args[STEP_SOURCE_OPTION])
+        input_artifact_sources: dict[str, str] = self.entrypoint_args[
+            INPUT_ARTIFACT_SOURCES_OPTION
+        ]
+        materializer_sources: dict[str, str] = self.entrypoint_args[MATERIALIZER_SOURCES_OPTION]
+
+        pipeline_name = pb2_pipeline.pipeline_info.id
+        step_module, step_name = step_source.rsplit(".", 1)
+
+        self.setup(pipeline_name=pipeline_name, step_name=step_name)
+
+        # The user's script registers its materializers and artifact types when
+        # imported. If that script is what runs as `__main__` here (an
+        # in-process launch), it is not imported a second time.
+        import_user_module(main_module_source)
+        # From here on, `__main__` is this entrypoint, not the user's script;
+        # nested launches must still name the user's module.
+        constants.USER_MAIN_MODULE = main_module_source
+
+        step = load_class(step_source, BaseStep, "step")()
+        # The IR names the executor class in the module the step was in when
+        # the pipeline was compiled: `__main__` if that was the user's script.
+        # Recreate the executor there, so TFX imports exactly that path.
+        step.__module__ = "__main__" if step_module == main_module_source else step_module
+        self._create_executor_class(
+            step=step,
+            input_artifact_sources=input_artifact_sources,
+            materializer_sources=materializer_sources,
+        )
+
+        run_name = self.get_run_name(pipeline_name=pipeline_name)
+        orchestrator = get_active_stack().orchestrator
+        execution_info = orchestrator.run_step(
+            step=step, run_name=run_name, pb2_pipeline=pb2_pipeline
+        )
+        pipeline_node = orchestrator._get_node_with_step_name(
+            step_name=step_name, pb2_pipeline=pb2_pipeline
+        )
+        self.post_run(
+            pipeline_name=pipeline_name,
+            step_name=step_name,
+            pipeline_node=pipeline_node,
+            execution_info=execution_info,
+        )
+
+
+class _LazyReferences:
+    """Reference store and reader that find the artifact store only when used.
+
+    Most command lines carry no by-reference value; looking up the stack (and
+    reading its configuration) is then not needed at all.
+    """
+
+    def __init__(self, stack_factory: Any) -> None:
+        self._stack_factory = stack_factory
+
+    def _store(self) -> Any:
+        from stepwire.references import ArtifactStoreReferences
+
+        return ArtifactStoreReferences(self._stack_factory().artifact_store.path)
+
+    def put(self, payload: bytes, sha256_hex: str) -> str:
+        uri: str = self._store().put(payload, sha256_hex)
+        return uri
+
+    def read(self, uri: str) -> bytes:
+        data: bytes = self._store().read(uri)
+        return data
+
+
+__all__ = [
+    "DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND",
+    "ENTRYPOINT_CONFIG_SOURCE_OPTION",
+    "INPUT_ARTIFACT_SOURCES_OPTION",
+    "MAIN_MODULE_SOURCE_OPTION",
+    "MATERIALIZER_SOURCES_OPTION",
+    "PIPELINE_JSON_OPTION",
+    "STEP_SOURCE_OPTION",
+    "StepEntrypointConfiguration",
+]

@@ -1,0 +1,58 @@
+"""The by-reference form's storage: content-addressed files in the artifact store."""
+
+from __future__ import annotations
+
+from stepwire import io_utils
+
+REFERENCES_FOLDER = ".references"
+"""Folder of the artifact store that holds by-reference payloads, by sha256."""
+
+
+class ArtifactStoreReferences:
+    """Stores and reads by-reference payloads under one artifact store root.
+
+    Writing is content-addressed (``<root>/.references/<sha256>``), so the same
+    payload is stored once however many steps and runs use it. Reading accepts
+    only URIs inside that folder, so a command line cannot make a step read an
+    arbitrary file.
+    """
+
+    def __init__(self, artifact_store_root: str) -> None:
+        """Creates the store.
+
+        Args:
+            artifact_store_root: A local path or fsspec URI of the artifact store.
+        """
+        self.folder = io_utils.join(artifact_store_root, REFERENCES_FOLDER)
+
+    def put(self, payload: bytes, sha256_hex: str) -> str:
+        """Stores a payload unless it is already there.
+
+        Args:
+            payload: The bytes.
+            sha256_hex: Their SHA-256, which names the file.
+
+        Returns:
+            The URI to put in the command line.
+        """
+        uri = io_utils.join(self.folder, sha256_hex)
+        if not io_utils.exists(uri):
+            io_utils.write_bytes(uri, payload)
+        return uri
+
+    def read(self, uri: str) -> bytes:
+        """Reads a payload; the codec verifies its size and sha256.
+
+        Args:
+            uri: A URI taken from a command line.
+
+        Returns:
+            The stored bytes.
+
+        Raises:
+            PermissionError: If the URI is outside this store's references folder.
+        """
+        name = uri.removeprefix(self.folder)
+        if name == uri or not name.startswith(("/", "\\")) or not name[1:].isalnum():
+            raise PermissionError(f"{uri!r} is not inside the artifact store's {self.folder!r}")
+        return io_utils.read_bytes(uri)
