@@ -49,16 +49,19 @@ def find_protos(contract_root: Path) -> list[str]:
     return protos
 
 
-def _rewrite_imports(text: str, target: Target) -> str:
-    # protoc writes absolute imports named after the proto path; the output
-    # lives inside `target.package`, so point them there.
-    prefix = re.escape(target.proto_prefix)
-    return re.sub(
-        rf"^(from|import) {prefix}\.",
-        rf"\1 {target.package}.",
-        text,
-        flags=re.MULTILINE,
-    )
+def _rewrite_imports(text: str, modules: dict[str, str]) -> str:
+    # protoc writes absolute imports named after each proto's path; the output
+    # lives inside the target package (with the prefix dropped), so point every
+    # import of a module generated in this run at its new name.
+    def replace(match: re.Match[str]) -> str:
+        package, module = match.group(2), match.group(3)
+        new = modules.get(f"{package}.{module}")
+        if new is None:
+            return match.group(0)
+        new_package, new_module = new.rsplit(".", 1)
+        return f"{match.group(1)}from {new_package} import {new_module}{match.group(4)}"
+
+    return re.sub(r"^(\s*)from ([\w.]+) import (\w+_pb2)\b(.*)$", replace, text, flags=re.M)
 
 
 def _fix_stub(text: str) -> str:
@@ -95,9 +98,16 @@ def render_files(target: Target) -> dict[str, str]:
         package=target.package,
         error_kinds=contract.error_kinds,
     )
+    modules = {
+        name.removesuffix(".py").replace("/", "."): target.package
+        + "."
+        + _output_path(name, target).removesuffix(".py").replace("/", ".")
+        for name in compiled.files
+        if name.endswith("_pb2.py")
+    }
     files: dict[str, str] = {}
     for name, data in compiled.files.items():
-        text = _rewrite_imports(data.decode("utf-8"), target)
+        text = _rewrite_imports(data.decode("utf-8"), modules)
         files[_output_path(name, target)] = _fix_stub(text) if name.endswith(".pyi") else text
     codec = env.get_template("codec.py.j2")
     for message in contract.messages:
@@ -161,14 +171,16 @@ def diff_tree(files: dict[str, str], out: Path) -> list[str]:
         old, new = existing.get(relative), files.get(relative)
         if old == new:
             continue
-        diffs.append(
-            "".join(
-                difflib.unified_diff(
-                    (old or "").splitlines(keepends=True),
-                    (new or "").splitlines(keepends=True),
-                    fromfile=f"checked-in/{relative}" if old is not None else "/dev/null",
-                    tofile=f"generated/{relative}" if new is not None else "/dev/null",
-                )
+        fromfile = f"checked-in/{relative}" if old is not None else "/dev/null"
+        tofile = f"generated/{relative}" if new is not None else "/dev/null"
+        diff = "".join(
+            difflib.unified_diff(
+                (old or "").splitlines(keepends=True),
+                (new or "").splitlines(keepends=True),
+                fromfile=fromfile,
+                tofile=tofile,
             )
         )
+        # An empty file that is missing or extra has no lines to show; name it.
+        diffs.append(diff or f"--- {fromfile}\n+++ {tofile}\n(empty file)\n")
     return diffs

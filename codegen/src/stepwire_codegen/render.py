@@ -17,7 +17,9 @@ def _pystr(value: str) -> str:
 
 def _docstring(text: str) -> str:
     """Comment text made safe inside a triple-quoted docstring."""
-    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip()
+    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip()
+    # A quote right before the closing triple quote would end the string early.
+    return text[:-1] + '\\"' if text.endswith('"') else text
 
 
 def _oneline(text: str) -> str:

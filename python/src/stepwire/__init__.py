@@ -1,0 +1,1 @@
+"""stepwire: run one step of an ML pipeline anywhere from one command line."""

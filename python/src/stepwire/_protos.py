@@ -19,9 +19,11 @@ if TYPE_CHECKING:
     ConnectionConfig: TypeAlias = Any
     MLMDContext: TypeAlias = Any
     MLMDExecution: TypeAlias = Any
+    MLMDEvent: TypeAlias = Any
 else:
     from ml_metadata.proto.metadata_store_pb2 import ConnectionConfig
     from ml_metadata.proto.metadata_store_pb2 import Context as MLMDContext
+    from ml_metadata.proto.metadata_store_pb2 import Event as MLMDEvent
     from ml_metadata.proto.metadata_store_pb2 import Execution as MLMDExecution
     from tfx.proto.orchestration.pipeline_pb2 import (
         IntermediateDeploymentConfig,
@@ -33,6 +35,7 @@ __all__ = [
     "ConnectionConfig",
     "IntermediateDeploymentConfig",
     "MLMDContext",
+    "MLMDEvent",
     "MLMDExecution",
     "Pipeline",
     "PipelineNode",

@@ -34,10 +34,9 @@ class PipelineInterfaceError(StepwireError):
 class DuplicateRunNameError(StepwireError):
     """A step (or pipeline) already completed under this run name."""
 
-    def __init__(self, run_name: str, what: str) -> None:
+    def __init__(self, run_name: str, detail: str) -> None:
         super().__init__(
-            f"Run name '{run_name}' was already used: {what} has already completed in that "
-            "run. Use a new run name for a new run."
+            f"Run name '{run_name}' was already used: {detail}. Use a new run name for a new run."
         )
         self.run_name = run_name
 

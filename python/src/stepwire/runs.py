@@ -6,15 +6,13 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from ml_metadata.proto import metadata_store_pb2
+from stepwire import _protos
 
 _PIPELINE = "pipeline"
 _PIPELINE_RUN = "pipeline_run"
 _NODE = "node"
-_OUTPUT_EVENTS = frozenset(
-    {metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT}
-)
-_State = metadata_store_pb2.Execution.State
+_OUTPUT_EVENTS = frozenset({_protos.MLMDEvent.OUTPUT, _protos.MLMDEvent.DECLARED_OUTPUT})
+_State = _protos.MLMDExecution.State
 
 
 @dataclass(frozen=True)
@@ -180,7 +178,9 @@ class RunReader:
         ]
         if not events:
             return ()
-        artifacts = {a.id: a for a in self._store.get_artifacts_by_id([e.artifact_id for e in events])}
+        artifacts = {
+            a.id: a for a in self._store.get_artifacts_by_id([e.artifact_id for e in events])
+        }
         type_ids = sorted({a.type_id for a in artifacts.values()})
         types = {t.id: t.name for t in self._store.get_artifact_types_by_id(type_ids)}
         records = []

@@ -106,20 +106,21 @@ def get_source_root_path() -> Path:
     path = Path(main_file).resolve()
     spec_name = _main_spec_name(main)
     if spec_name is not None:
-        # `python -m pkg.run`: the root is the sys.path entry the module was found in.
-        depth = len(spec_name.split("."))
-        if path.stem == "__init__":
-            depth += 1
-        return path.parents[depth - 1]
+        # `python -m pkg.run` (or `-m pkg`, running pkg/__main__.py): the root is the
+        # sys.path entry the module was found in, one level up per name component.
+        return path.parents[len(spec_name.split(".")) - 1]
     return path.parent
 
 
 def _main_spec_name(main: ModuleType) -> str | None:
-    """Returns the real module name of ``__main__`` if it was run with ``python -m``."""
+    """Returns the real module name of ``__main__`` if it was run with ``python -m``.
+
+    For ``python -m pkg`` that is ``pkg.__main__``: the file that runs, not the package.
+    """
     spec = getattr(main, "__spec__", None)
     name = getattr(spec, "name", None)
     if isinstance(name, str) and name != _MAIN:
-        return name.removesuffix(".__main__")
+        return name
     return None
 
 

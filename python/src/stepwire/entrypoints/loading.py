@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from types import ModuleType
-from typing import TypeVar
 
 from stepwire import source_utils
 from stepwire.exceptions import StepwireError
-
-T = TypeVar("T")
 
 
 class UserCodeLoadError(StepwireError, TypeError):
@@ -20,7 +17,7 @@ class UserCodeLoadError(StepwireError, TypeError):
     """
 
 
-def load_class(source: str, base: type[T], what: str) -> type[T]:
+def load_class(source: str, base: type, what: str) -> type:
     """Loads a class from its source and checks its base class.
 
     Args:
@@ -39,9 +36,7 @@ def load_class(source: str, base: type[T], what: str) -> type[T]:
     except (ImportError, AttributeError, TypeError) as exc:
         raise UserCodeLoadError(f"cannot load the {what} `{source}`: {exc}") from exc
     except SystemExit as exc:
-        raise UserCodeLoadError(
-            f"importing the {what} `{source}` called exit({exc.code})"
-        ) from exc
+        raise UserCodeLoadError(f"importing the {what} `{source}` called exit({exc.code})") from exc
     if not issubclass(loaded, base):
         raise UserCodeLoadError(
             f"The {what} source `{source}` passed to the entrypoint is not pointing to a "

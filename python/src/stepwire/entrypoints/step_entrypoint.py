@@ -1,4 +1,4 @@
-"""Runs the step that the command line describes: ``python -m stepwire.entrypoints.step_entrypoint``."""
+"""Runs the step a command line describes: `python -m stepwire.entrypoints.step_entrypoint`."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     entrypoint_config_class = load_class(
         config_source, StepEntrypointConfiguration, "entrypoint config"
     )
-    entrypoint_config = entrypoint_config_class(arguments=arguments)
+    entrypoint_config: StepEntrypointConfiguration = entrypoint_config_class(arguments=arguments)
     entrypoint_config.run()
 
 

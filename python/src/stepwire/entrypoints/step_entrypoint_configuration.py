@@ -8,9 +8,9 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
+
 from stepwire import constants, source_utils
 from stepwire.entrypoints import codec
-from stepwire.entrypoints.loading import import_user_module, load_class
 from stepwire.entrypoints.codec import (
     ENTRYPOINT_CONFIG_SOURCE_OPTION,
     INPUT_ARTIFACT_SOURCES_OPTION,
@@ -19,12 +19,14 @@ from stepwire.entrypoints.codec import (
     PIPELINE_JSON_OPTION,
     STEP_SOURCE_OPTION,
 )
+from stepwire.entrypoints.loading import import_user_module, load_class
 
 if TYPE_CHECKING:
-    from stepwire.steps.base_step import BaseStep
     from tfx.orchestration.portable import data_types
-    from tfx.proto.orchestration.pipeline_pb2 import Pipeline as Pb2Pipeline
-    from tfx.proto.orchestration.pipeline_pb2 import PipelineNode as Pb2PipelineNode
+
+    from stepwire._protos import Pipeline as Pb2Pipeline
+    from stepwire._protos import PipelineNode as Pb2PipelineNode
+    from stepwire.steps.base_step import BaseStep
 
 DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND = [
     "python",
@@ -138,7 +140,7 @@ class StepEntrypointConfiguration(ABC):
         logging.basicConfig(stream=sys.stdout, level=logging.INFO)
         logging.getLogger().setLevel(logging.INFO)
 
-    def post_run(
+    def post_run(  # noqa: B027 - a hook, empty by design, as in the seed API
         self,
         pipeline_name: str,
         step_name: str,
@@ -297,7 +299,9 @@ class StepEntrypointConfiguration(ABC):
 
         input_spec: dict[str, type[BaseArtifact]] = {}
         for input_name, source in input_artifact_sources.items():
-            input_spec[input_name] = load_class(source, BaseArtifact, f"artifact of input {input_name!r}")
+            input_spec[input_name] = load_class(
+                source, BaseArtifact, f"artifact of input {input_name!r}"
+            )
         output_spec = {
             name: type_registry.get_artifact_type(value)[0]
             for name, value in step.OUTPUT_SIGNATURE.items()
@@ -312,7 +316,8 @@ class StepEntrypointConfiguration(ABC):
             step_module=step.__module__,
             input_spec=input_spec,
             output_spec=output_spec,
-            execution_parameter_names=set(step.PARAM_SPEC) | set(step._internal_execution_parameters),
+            execution_parameter_names=set(step.PARAM_SPEC)
+            | set(step._internal_execution_parameters),
             step_function=step.entrypoint,
             materializers=materializers,
         )
@@ -326,9 +331,8 @@ class StepEntrypointConfiguration(ABC):
         Raises:
             TypeError: If the arguments point to classes of the wrong kind.
         """
-        from tfx.proto.orchestration.pipeline_pb2 import Pipeline
-
-        import stepwire.materializers  # registers the built-in materializers
+        import stepwire.materializers  # noqa: F401 - registers the built-in materializers
+        from stepwire._protos import Pipeline
         from stepwire.stack import get_active_stack
         from stepwire.steps.base_step import BaseStep
 
@@ -347,9 +351,7 @@ class StepEntrypointConfiguration(ABC):
             ) from None
         main_module_source: str = self.entrypoint_args[MAIN_MODULE_SOURCE_OPTION]
         step_source = source_utils.strip_pin(self.entrypoint_args[STEP_SOURCE_OPTION])
-        input_artifact_sources: dict[str, str] = self.entrypoint_args[
-            INPUT_ARTIFACT_SOURCES_OPTION
-        ]
+        input_artifact_sources: dict[str, str] = self.entrypoint_args[INPUT_ARTIFACT_SOURCES_OPTION]
         materializer_sources: dict[str, str] = self.entrypoint_args[MATERIALIZER_SOURCES_OPTION]
 
         pipeline_name = pb2_pipeline.pipeline_info.id

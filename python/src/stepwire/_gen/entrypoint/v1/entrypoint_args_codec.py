@@ -115,7 +115,7 @@ class ErrorKind(_enum.Enum):
     BAD_BASE64 = "bad_base64"
     """Not standard base64, or base64 with non-zero padding bits."""
     BAD_JSON = "bad_json"
-    """Not JSON, JSON with duplicate keys or non-finite numbers, or JSON without a canonical form (an integer beyond 2^53, a lone surrogate)."""
+    """Not JSON, JSON with duplicate keys or non-finite numbers, or JSON without a canonical form (a number that overflows a double, a lone surrogate)."""
     WRONG_JSON_SHAPE = "wrong_json_shape"
     """Valid JSON of the wrong shape (not an object, a map value not a string)."""
     BAD_COMPRESSED = "bad_compressed"
@@ -372,7 +372,8 @@ def _plain_in(flag: str, raw: str) -> str:
 
 
 def _decimal_in(flag: str, raw: str) -> int:
-    if not _DECIMAL.fullmatch(raw) or int(raw) > _UINT32_MAX:
+    # The length check comes first: int() refuses very long digit strings.
+    if len(raw) > 10 or not _DECIMAL.fullmatch(raw) or int(raw) > _UINT32_MAX:
         raise ArgumentError(
             ErrorKind.BAD_VALUE,
             f"--{flag}: {_show(raw)} is not a decimal integer from 0 to {_UINT32_MAX}",
@@ -432,8 +433,35 @@ def _reject_constant(name: str) -> _Any:
     raise ValueError(f"{name} is not JSON")
 
 
+_SAFE_MAGNITUDE = 2**53
+
+
+def _int(text: str) -> int | float:
+    # RFC 8785 numbers are IEEE 754 doubles, as in JavaScript: an integer
+    # beyond 2^53 stands for the nearest double, so every implementation reads
+    # it (and writes its canonical text) alike. float() also avoids int()'s
+    # refusal of very long digit strings; an overflow to infinity is refused
+    # when the value is canonicalized.
+    if len(text.lstrip("-")) <= 15:
+        return int(text)
+    value = float(text)
+    return int(text) if abs(value) < _SAFE_MAGNITUDE else value
+
+
 def _parse_json(text: str) -> _Any:
-    return _json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    return _json.loads(
+        text,
+        object_pairs_hook=_no_duplicates,
+        parse_constant=_reject_constant,
+        parse_int=_int,
+    )
+
+
+def _string_map_out(flag: str, mapping: _Mapping[str, str]) -> dict[str, str]:
+    for text in (*mapping, *mapping.values()):
+        if "\x00" in text:
+            raise EncodeError(ErrorKind.BAD_VALUE, f"--{flag}: a string holds a NUL character", flag)
+    return dict(mapping)
 
 
 def _json_object_out(flag: str, text: str) -> object:
@@ -686,6 +714,15 @@ def encode(
         EncodeError: If the message cannot be encoded; the message names the option.
     """
     argv: list[str] = []
+    if args.HasField("contract_version") and not (
+        1 <= args.contract_version <= CONTRACT_VERSION
+    ):
+        raise EncodeError(
+            ErrorKind.BAD_VALUE,
+            f"--contract_version: this codec writes versions 1 to {CONTRACT_VERSION}, "
+            f"not {args.contract_version}",
+            "contract_version",
+        )
     _emit(argv, "entrypoint_config_source", _plain_out("entrypoint_config_source", args.entrypoint_config_source))
     _emit(argv, "main_module_source", _plain_out("main_module_source", args.main_module_source))
     _emit(argv, "step_source", _plain_out("step_source", args.step_source))
@@ -697,13 +734,17 @@ def encode(
         "pipeline_json",
         _pack("pipeline_json", payload, sensitive=False, store=store, thresholds=thresholds),
     )
-    payload = _canonical_json("input_artifact_sources", dict(args.input_artifact_sources), EncodeError)
+    payload = _canonical_json(
+        "input_artifact_sources", _string_map_out("input_artifact_sources", args.input_artifact_sources), EncodeError
+    )
     _emit(
         argv,
         "input_artifact_sources",
         _pack("input_artifact_sources", payload, sensitive=False, store=store, thresholds=thresholds),
     )
-    payload = _canonical_json("materializer_sources", dict(args.materializer_sources), EncodeError)
+    payload = _canonical_json(
+        "materializer_sources", _string_map_out("materializer_sources", args.materializer_sources), EncodeError
+    )
     _emit(
         argv,
         "materializer_sources",

@@ -1,0 +1,78 @@
+"""ML Metadata stores: where TFX records executions, artifacts and contexts."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from stepwire import _protos
+
+
+class BaseMetadataStore(ABC):
+    """An ML Metadata database a stack's steps record their executions in."""
+
+    @abstractmethod
+    def get_tfx_metadata_config(self) -> _protos.ConnectionConfig:
+        """Returns the connection configuration for TFX's ``metadata.Metadata``.
+
+        Returns:
+            An ML Metadata ``ConnectionConfig``.
+        """
+
+
+@dataclass(frozen=True)
+class SQLiteMetadataStore(BaseMetadataStore):
+    """ML Metadata in a SQLite file, created on first use.
+
+    Attributes:
+        path: Path of the database file.
+    """
+
+    path: str
+
+    def get_tfx_metadata_config(self) -> _protos.ConnectionConfig:
+        """Returns a SQLite connection configuration (read-write, create if missing).
+
+        Returns:
+            An ML Metadata ``ConnectionConfig``.
+        """
+        from tfx.orchestration import metadata
+
+        # TFX's helper also creates the parent directory.
+        return metadata.sqlite_metadata_connection_config(os.fspath(self.path))
+
+
+@dataclass(frozen=True)
+class MySQLMetadataStore(BaseMetadataStore):
+    """ML Metadata in a MySQL or MariaDB database.
+
+    Attributes:
+        host: Server host name or address.
+        port: Server port.
+        database: Database name.
+        user: User name.
+        password: Password (kept out of ``repr``).
+    """
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str = field(default="", repr=False)
+
+    def get_tfx_metadata_config(self) -> _protos.ConnectionConfig:
+        """Returns a MySQL connection configuration.
+
+        Returns:
+            An ML Metadata ``ConnectionConfig``.
+        """
+        from tfx.orchestration import metadata
+
+        return metadata.mysql_metadata_connection_config(
+            host=self.host,
+            port=self.port,
+            database=self.database,
+            username=self.user,
+            password=self.password,
+        )

@@ -1,0 +1,265 @@
+"""Reading the stack configuration: ``stepwire.yaml`` plus ``STEPWIRE_*`` variables.
+
+With no configuration at all, the stack is embedded: the ``subprocess`` orchestrator,
+artifacts under ``.stepwire/artifacts`` and an ML Metadata SQLite file
+``.stepwire/metadata.db``, both in the project root (the directory holding
+``stepwire.yaml``, else the current directory).
+
+The file is ``$STEPWIRE_CONFIG`` if set, else the first ``stepwire.yaml`` found from
+the current directory upwards. Every key is optional::
+
+    orchestrator: subprocess            # a registered name, or pkg.module.Class
+    artifact_store: .stepwire/artifacts # a path (relative to this file) or an fsspec URI
+    metadata_store:
+      type: sqlite                      # or mysql
+      path: .stepwire/metadata.db       # sqlite only, relative to this file
+      host: 127.0.0.1                   # mysql only: host, port, database, user, password
+      port: 3306
+      database: stepwire
+      user: stepwire
+      password: ""                      # better given as STEPWIRE_METADATA_PASSWORD
+
+Environment variables override the file (relative paths are relative to the current
+directory): ``STEPWIRE_ORCHESTRATOR``, ``STEPWIRE_ARTIFACT_STORE`` (path or URI),
+``STEPWIRE_METADATA_URI`` (SQLite path; selects SQLite), ``STEPWIRE_METADATA_TYPE``,
+``STEPWIRE_METADATA_HOST``, ``STEPWIRE_METADATA_PORT``, ``STEPWIRE_METADATA_DATABASE``,
+``STEPWIRE_METADATA_USER``, ``STEPWIRE_METADATA_PASSWORD``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stepwire.exceptions import StackConfigError
+
+CONFIG_FILENAME = "stepwire.yaml"
+ENV_CONFIG = "STEPWIRE_CONFIG"
+ENV_ORCHESTRATOR = "STEPWIRE_ORCHESTRATOR"
+ENV_ARTIFACT_STORE = "STEPWIRE_ARTIFACT_STORE"
+ENV_METADATA_URI = "STEPWIRE_METADATA_URI"
+ENV_METADATA_TYPE = "STEPWIRE_METADATA_TYPE"
+_ENV_MYSQL_PREFIX = "STEPWIRE_METADATA_"
+
+DEFAULT_ORCHESTRATOR = "subprocess"
+DEFAULT_ARTIFACT_STORE = ".stepwire/artifacts"
+DEFAULT_METADATA_PATH = ".stepwire/metadata.db"
+DEFAULT_MYSQL_PORT = 3306
+
+_TOP_LEVEL_KEYS = frozenset({"orchestrator", "artifact_store", "metadata_store"})
+_SQLITE_KEYS = frozenset({"type", "path"})
+_MYSQL_FIELDS = ("host", "port", "database", "user", "password")
+_MYSQL_KEYS = frozenset({"type", *_MYSQL_FIELDS})
+
+
+@dataclass(frozen=True)
+class SQLiteConfig:
+    """An ML Metadata store in a SQLite file.
+
+    Attributes:
+        path: Absolute path of the database file.
+    """
+
+    path: str
+
+
+@dataclass(frozen=True)
+class MySQLConfig:
+    """An ML Metadata store in a MySQL (or MariaDB) database.
+
+    Attributes:
+        host: Server host name or address.
+        port: Server port.
+        database: Database name.
+        user: User name.
+        password: Password (kept out of ``repr``).
+    """
+
+    host: str
+    port: int
+    database: str
+    user: str
+    password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """The resolved stack configuration.
+
+    Attributes:
+        project_root: Directory holding the config file, else the current directory.
+        config_file: The file read, if any.
+        orchestrator: Registered orchestrator name or class source.
+        artifact_store: Absolute local path or fsspec URI of the artifact store.
+        metadata_store: Where ML Metadata lives.
+    """
+
+    project_root: Path
+    config_file: Path | None
+    orchestrator: str
+    artifact_store: str
+    metadata_store: SQLiteConfig | MySQLConfig
+
+
+def find_config_file(start: Path, environ: Mapping[str, str]) -> Path | None:
+    """Finds the stack configuration file.
+
+    Args:
+        start: Directory to search from, upwards.
+        environ: Environment variables.
+
+    Returns:
+        ``$STEPWIRE_CONFIG`` if set, else the nearest ``stepwire.yaml``, else None.
+
+    Raises:
+        StackConfigError: If ``STEPWIRE_CONFIG`` names a missing file.
+    """
+    explicit = environ.get(ENV_CONFIG)
+    if explicit:
+        path = (start / explicit).resolve()
+        if not path.is_file():
+            raise StackConfigError(f"{ENV_CONFIG}={explicit}: no such file.")
+        return path
+    for directory in (start, *start.parents):
+        candidate = directory / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise StackConfigError(f"Cannot read {path}: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise StackConfigError(f"{path}: expected a mapping at the top level.")
+    unknown = set(data) - _TOP_LEVEL_KEYS
+    if unknown:
+        raise StackConfigError(
+            f"{path}: unknown keys {sorted(unknown)}; known: {sorted(_TOP_LEVEL_KEYS)}."
+        )
+    return data
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise StackConfigError(f"{where} must be a non-empty string, got {value!r}.")
+    return value
+
+
+def _location(value: str, base: Path) -> str:
+    """Makes a path absolute against ``base``; URIs are returned unchanged."""
+    if "://" in value:
+        return value
+    return str((base / Path(value).expanduser()).resolve())
+
+
+def _metadata_config(
+    section: Any, root: Path, cwd: Path, environ: Mapping[str, str], where: str
+) -> SQLiteConfig | MySQLConfig:
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise StackConfigError(f"{where}: metadata_store must be a mapping.")
+    env_uri = environ.get(ENV_METADATA_URI)
+    kind = environ.get(ENV_METADATA_TYPE) or ("sqlite" if env_uri else None)
+    kind = kind or section.get("type", "sqlite")
+    if kind == "sqlite":
+        return _sqlite_config(section, root, cwd, env_uri, where)
+    if kind == "mysql":
+        return _mysql_config(section, environ, where)
+    raise StackConfigError(f"{where}: metadata_store type must be sqlite or mysql, got {kind!r}.")
+
+
+def _sqlite_config(
+    section: dict[str, Any], root: Path, cwd: Path, env_uri: str | None, where: str
+) -> SQLiteConfig:
+    # The file's keys are checked only if the file itself chose sqlite: when the
+    # environment overrides a mysql section, its mysql keys are simply unused.
+    if section.get("type", "sqlite") == "sqlite":
+        unknown = set(section) - _SQLITE_KEYS
+        if unknown:
+            raise StackConfigError(f"{where}: unknown sqlite keys {sorted(unknown)}.")
+    if env_uri:
+        return SQLiteConfig(_location(env_uri, cwd))
+    path = _string(section.get("path", DEFAULT_METADATA_PATH), f"{where}: metadata_store.path")
+    return SQLiteConfig(_location(path, root))
+
+
+def _mysql_config(section: dict[str, Any], environ: Mapping[str, str], where: str) -> MySQLConfig:
+    values: dict[str, Any] = {}
+    if section.get("type") == "mysql":
+        unknown = set(section) - _MYSQL_KEYS
+        if unknown:
+            raise StackConfigError(f"{where}: unknown mysql keys {sorted(unknown)}.")
+        values.update({k: section[k] for k in _MYSQL_FIELDS if k in section})
+    for name in _MYSQL_FIELDS:
+        env_value = environ.get(f"{_ENV_MYSQL_PREFIX}{name.upper()}")
+        if env_value is not None:
+            values[name] = env_value
+    missing = [name for name in ("host", "database", "user") if not values.get(name)]
+    if missing:
+        raise StackConfigError(
+            f"{where}: the mysql metadata store needs {missing} (in the file or as "
+            f"{[_ENV_MYSQL_PREFIX + m.upper() for m in missing]})."
+        )
+    try:
+        port = int(values.get("port", DEFAULT_MYSQL_PORT))
+    except (TypeError, ValueError):
+        raise StackConfigError(f"{where}: mysql port must be an integer.") from None
+    return MySQLConfig(
+        host=str(values["host"]),
+        port=port,
+        database=str(values["database"]),
+        user=str(values["user"]),
+        password=str(values.get("password", "")),
+    )
+
+
+def load_stack_config(
+    environ: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> StackConfig:
+    """Resolves the stack configuration from the file, the environment and defaults.
+
+    Args:
+        environ: Environment variables; defaults to ``os.environ``.
+        cwd: Current directory; defaults to ``Path.cwd()``.
+
+    Returns:
+        The configuration, with absolute paths.
+
+    Raises:
+        StackConfigError: If the file or a variable is invalid.
+    """
+    environ = os.environ if environ is None else environ
+    cwd = (cwd or Path.cwd()).resolve()
+    config_file = find_config_file(cwd, environ)
+    data = _read_yaml(config_file) if config_file else {}
+    root = config_file.parent if config_file else cwd
+    where = str(config_file) if config_file else "stack configuration"
+
+    orchestrator = environ.get(ENV_ORCHESTRATOR) or _string(
+        data.get("orchestrator", DEFAULT_ORCHESTRATOR), f"{where}: orchestrator"
+    )
+    env_store = environ.get(ENV_ARTIFACT_STORE)
+    if env_store:
+        artifact_store = _location(env_store, cwd)
+    else:
+        store = data.get("artifact_store", DEFAULT_ARTIFACT_STORE)
+        artifact_store = _location(_string(store, f"{where}: artifact_store"), root)
+    metadata_store = _metadata_config(data.get("metadata_store"), root, cwd, environ, where)
+    return StackConfig(
+        project_root=root,
+        config_file=config_file,
+        orchestrator=orchestrator,
+        artifact_store=artifact_store,
+        metadata_store=metadata_store,
+    )
