@@ -75,3 +75,25 @@ def codegen_check(session: nox.Session) -> None:
     # --check renders the whole tree afresh in memory (as into an empty folder)
     # and compares it file by file with the checked-in one.
     _codegen(session, GENERATED, "--check")
+
+
+@nox.session(python=PYTHON, default=False)
+def demo(session: nox.Session) -> None:
+    """Runs the demo pipeline twice (the second run is cached), then shows the run."""
+    _sync(session, "dev")
+    target = "python/examples/wine_pipeline.py:wine_pipeline"
+    session.run("stepwire", "run", target, *session.posargs)
+    session.log("Running it again: every step comes from the cache.")
+    session.run("stepwire", "run", target, *session.posargs)
+    session.run("stepwire", "runs", "list")
+    last = session.run("python", "-c", _LAST_RUN, silent=True, log=False)
+    session.run("stepwire", "runs", "show", str(last).strip())
+
+
+# Prints the name of the newest run recorded in the default stack's ML Metadata.
+_LAST_RUN = (
+    "from ml_metadata import metadata_store; from stepwire.runs import RunReader; "
+    "from stepwire.stack import get_active_stack; "
+    "c = get_active_stack().metadata_store.get_tfx_metadata_config(); "
+    "print(RunReader(metadata_store.MetadataStore(c)).list_runs()[0].run_name)"
+)

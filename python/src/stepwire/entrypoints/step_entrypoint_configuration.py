@@ -369,9 +369,13 @@ class StepEntrypointConfiguration(ABC):
 
         step = load_class(step_source, BaseStep, "step")()
         # The IR names the executor class in the module the step was in when
-        # the pipeline was compiled: `__main__` if that was the user's script.
-        # Recreate the executor there, so TFX imports exactly that path.
-        step.__module__ = "__main__" if step_module == main_module_source else step_module
+        # the pipeline was compiled: `__main__` if that was the user's script
+        # (`python run.py`), the script's module name if it was imported
+        # (`stepwire run run.py:p`). Recreate the executor exactly there, so
+        # TFX imports the path the IR holds.
+        step.__module__ = _executor_module(pb2_pipeline, step_name) or (
+            "__main__" if step_module == main_module_source else step_module
+        )
         self._create_executor_class(
             step=step,
             input_artifact_sources=input_artifact_sources,
@@ -392,6 +396,16 @@ class StepEntrypointConfiguration(ABC):
             pipeline_node=pipeline_node,
             execution_info=execution_info,
         )
+
+
+def _executor_module(pb2_pipeline: Pb2Pipeline, step_name: str) -> str | None:
+    """The module part of the executor class path the IR names for a step."""
+    from tfx.orchestration.local import runner_utils
+
+    deployment_config = runner_utils.extract_local_deployment_config(pb2_pipeline)
+    spec = runner_utils.extract_executor_spec(deployment_config, step_name)
+    class_path: str = getattr(spec, "class_path", "")
+    return class_path.rsplit(".", 1)[0] if "." in class_path else None
 
 
 class _LazyReferences:

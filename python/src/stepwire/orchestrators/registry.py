@@ -11,7 +11,10 @@ if TYPE_CHECKING:
 
 # A value is a class, or the class source of one, imported only when first used:
 # this lets a module register an orchestrator without importing it.
-_orchestrators: dict[str, type[BaseOrchestrator] | str] = {}
+_orchestrators: dict[str, type[BaseOrchestrator] | str] = {
+    "local": "stepwire.orchestrators.local_orchestrator.LocalOrchestrator",
+    "subprocess": "stepwire.orchestrators.subprocess_orchestrator.SubprocessOrchestrator",
+}
 
 
 def register_orchestrator(name: str, cls: type[BaseOrchestrator] | str) -> None:

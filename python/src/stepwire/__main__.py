@@ -1,0 +1,7 @@
+"""``python -m stepwire``: the ``stepwire`` command line."""
+
+import sys
+
+from stepwire.cli import main
+
+sys.exit(main())

@@ -1,0 +1,158 @@
+"""The ``stepwire`` command line: run pipelines and read runs from ML Metadata."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from stepwire.exceptions import StepwireError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _load_target(target: str) -> Any:
+    """Loads ``FILE_OR_MODULE:NAME`` with pipeline execution prevented."""
+    from stepwire import constants, source_utils
+
+    location, sep, name = target.rpartition(":")
+    if not sep or not location or not name:
+        raise StepwireError(f"expected FILE_OR_MODULE:PIPELINE, got {target!r}")
+    path = Path(location)
+    if location.endswith(".py") or path.exists():
+        path = path.resolve()
+        # The file's folder is the source root: its module is importable by name
+        # in the step processes, and that is the name the steps are recorded with.
+        sys.path.insert(0, str(path.parent))
+        module_name = path.stem
+    else:
+        module_name = location
+    constants.SHOULD_PREVENT_PIPELINE_EXECUTION = True
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise StepwireError(f"cannot import {location!r}: {exc}") from exc
+    finally:
+        constants.SHOULD_PREVENT_PIPELINE_EXECUTION = False
+    constants.USER_MAIN_MODULE = source_utils.get_module_source_from_module(module)
+    try:
+        return getattr(module, name)
+    except AttributeError:
+        raise StepwireError(f"{location!r} has no attribute {name!r}") from None
+
+
+def _run(options: argparse.Namespace) -> int:
+    from stepwire.orchestrators.progress import PipelineRunFailedError
+    from stepwire.orchestrators.registry import get_orchestrator_class
+    from stepwire.pipelines.base_pipeline import BasePipeline
+    from stepwire.stack import get_active_stack
+
+    pipeline = _load_target(options.target)
+    if callable(pipeline) and not isinstance(pipeline, BasePipeline):
+        pipeline = pipeline()
+    if not isinstance(pipeline, BasePipeline):
+        raise StepwireError(f"{options.target!r} is not a pipeline (got {type(pipeline).__name__})")
+    stack = get_active_stack()
+    if options.orchestrator:
+        stack.orchestrator = get_orchestrator_class(options.orchestrator)()
+    try:
+        stack.orchestrator.run(pipeline, run_name=options.run_name, stack=stack)
+    except PipelineRunFailedError:
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _reader() -> Any:
+    from ml_metadata import metadata_store
+
+    from stepwire.runs import RunReader
+    from stepwire.stack import get_active_stack
+
+    config = get_active_stack().metadata_store.get_tfx_metadata_config()
+    return RunReader(metadata_store.MetadataStore(config))
+
+
+def _time(value: Any) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _runs_list(options: argparse.Namespace) -> int:
+    runs = _reader().list_runs()
+    if not runs:
+        print("no runs recorded yet")
+        return EXIT_OK
+    print(f"{'RUN':<48} {'PIPELINE':<24} {'STATUS':<10} {'STEPS':>5}  STARTED")
+    for run in runs:
+        print(
+            f"{run.run_name:<48} {run.pipeline:<24} {run.status:<10} {len(run.steps):>5}  "
+            f"{_time(run.start)}"
+        )
+    return EXIT_OK
+
+
+def _runs_show(options: argparse.Namespace) -> int:
+    try:
+        run = _reader().get_run(options.run)
+    except KeyError as exc:
+        print(f"stepwire: {exc.args[0]}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"run {run.run_name} of pipeline {run.pipeline}: {run.status}")
+    print(f"  started {_time(run.start)}, ended {_time(run.end)}")
+    for step in run.steps:
+        cached = "yes" if step.cached else "no"
+        print(
+            f"  step {step.step}: {step.status}, cached {cached}, "
+            f"start {_time(step.start)}, end {_time(step.end)}, {step.duration:.2f}s"
+        )
+        for artifact in step.outputs:
+            print(f"    output {artifact.output} ({artifact.type_name}): {artifact.uri}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``stepwire``.
+
+    Returns:
+        The parser.
+    """
+    parser = argparse.ArgumentParser(prog="stepwire", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a pipeline")
+    run.add_argument("target", metavar="FILE_OR_MODULE:PIPELINE")
+    run.add_argument("--orchestrator", help="orchestrator name (default: the stack's)")
+    run.add_argument("--run-name", help="name of the run (default: pipeline and time)")
+    run.set_defaults(handler=_run)
+    runs = commands.add_parser("runs", help="read runs from ML Metadata")
+    runs_commands = runs.add_subparsers(dest="runs_command", required=True)
+    runs_commands.add_parser("list", help="list runs").set_defaults(handler=_runs_list)
+    show = runs_commands.add_parser("show", help="show a run's steps and outputs")
+    show.add_argument("run", metavar="RUN")
+    show.set_defaults(handler=_runs_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the ``stepwire`` command line.
+
+    Args:
+        argv: Arguments without the program name.
+
+    Returns:
+        0 on success, 1 when the work failed, 2 for a usage error.
+    """
+    options = build_parser().parse_args(argv)
+    try:
+        code: int = options.handler(options)
+    except StepwireError as exc:
+        print(f"stepwire: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

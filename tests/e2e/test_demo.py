@@ -1,0 +1,123 @@
+"""The demo pipeline end to end: the CLI, the subprocess orchestrator, real ML Metadata."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from stepwire.materializers import value_codec
+from stepwire.runs import RunReader
+
+REPO = Path(__file__).resolve().parents[2]
+TARGET = f"{REPO}/python/examples/wine_pipeline.py:wine_pipeline"
+
+
+class Demo:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.database = root / "metadata.db"
+        self.env = {
+            **os.environ,
+            "STEPWIRE_ARTIFACT_STORE": str(root / "artifacts"),
+            "STEPWIRE_METADATA_URI": str(self.database),
+        }
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "stepwire", *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    def reader(self) -> RunReader:
+        config = metadata_store_pb2.ConnectionConfig()
+        config.sqlite.filename_uri = str(self.database)
+        return RunReader(metadata_store.MetadataStore(config))
+
+    def value(self, run_name: str, step: str, output: str) -> object:
+        [record] = [s for s in self.reader().get_run(run_name).steps if s.step == step]
+        [artifact] = [a for a in record.outputs if a.output == output]
+        return value_codec.loads((Path(artifact.uri) / "data.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    return Demo(tmp_path_factory.mktemp("demo"))
+
+
+def _expected_accuracies() -> dict[str, float]:
+    # The same computation in this process, straight with scikit-learn.
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression, RidgeClassifier
+    from sklearn.model_selection import train_test_split
+
+    data = load_wine()
+    x_train, x_test, y_train, y_test = train_test_split(
+        data.data, data.target, test_size=0.3, random_state=7, stratify=data.target
+    )
+    mean, scale = x_train.mean(axis=0), x_train.std(axis=0)
+    scores = {}
+    for name, model in (
+        ("logistic regression", LogisticRegression(C=0.05, max_iter=1000)),
+        ("ridge classifier", RidgeClassifier(alpha=1.0)),
+    ):
+        model.fit((x_train - mean) / scale, y_train)
+        scores[name] = float(np.mean(model.predict((x_test - mean) / scale) == y_test))
+    return scores
+
+
+def test_demo_runs_every_step_in_its_own_process_then_from_the_cache(demo: Demo) -> None:
+    first = demo.cli("run", TARGET)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "run succeeded: 8 steps: 8 completed, 0 cached, 0 failed, 0 skipped" in first.stdout
+    for step in ("load_data", "split", "train_logistic", "train_ridge", "pick_best", "report"):
+        assert f"{step} " in first.stdout
+
+    second = demo.cli("run", TARGET)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "8 steps: 0 completed, 8 cached" in second.stdout
+
+    runs = demo.reader().list_runs()
+    assert len(runs) == 2
+    newest, oldest = runs
+    assert {s.status for s in oldest.steps} == {"completed"}
+    assert {s.status for s in newest.steps} == {"cached"}
+
+    expected = _expected_accuracies()
+    report = demo.value(oldest.run_name, "report", "output")
+    best = max(expected, key=lambda name: (expected[name], name == "logistic regression"))
+    assert report == {
+        "best": best,
+        "accuracy": round(expected[best], 4),
+        "candidates": {name: round(value, 4) for name, value in expected.items()},
+    }
+    # A cached step hands out the outputs of the run that computed them.
+    assert demo.value(newest.run_name, "report", "output") == report
+
+
+def test_runs_show_describes_the_run(demo: Demo) -> None:
+    [run, *_] = demo.reader().list_runs()
+    shown = demo.cli("runs", "show", run.run_name)
+    assert shown.returncode == 0, shown.stderr
+    assert f"run {run.run_name} of pipeline wine_classifier: completed" in shown.stdout
+    assert shown.stdout.count("  step ") == 8
+    assert "step train_ridge: cached, cached yes" in shown.stdout
+    assert "output output (stepwire.ModelArtifact):" in shown.stdout
+
+    listed = demo.cli("runs", "list")
+    assert run.run_name in listed.stdout
+
+    missing = demo.cli("runs", "show", "no-such-run")
+    assert missing.returncode == 1
+    assert "no run named 'no-such-run'" in missing.stderr
