@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from stepwire_codegen.__main__ import FIX_COMMAND, main
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from stepwire_codegen.generate import Target, render_files, write_tree
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
+
 from stepwire_codegen.generate import Target, diff_tree, render_files, write_tree
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from stepwire_codegen.errors import ContractError
 from stepwire_codegen.generate import find_protos
 from stepwire_codegen.model import Contract, Encoding, Kind, build_model, python_module_of

@@ -8,6 +8,7 @@ import jinja2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from stepwire_codegen.render import environment
 
 ENV = environment()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+
 from stepwire._gen.entrypoint.v1 import entrypoint_args_codec as codec
 
 

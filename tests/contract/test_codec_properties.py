@@ -11,6 +11,7 @@ from typing import Any
 import rfc8785
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from stepwire._gen.entrypoint.v1 import entrypoint_args_codec as codec
 
 SETTINGS = settings(

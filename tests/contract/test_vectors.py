@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from google.protobuf import json_format
+
 from stepwire._gen.entrypoint.v1 import entrypoint_args_codec as codec
 
 TESTDATA = Path(__file__).resolve().parents[2] / "contract" / "testdata"

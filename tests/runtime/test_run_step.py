@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+
 from stepwire.materializers import value_codec
 
 PROJECT = Path(__file__).parent / "e2e_project"

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from stepwire import source_utils
 from stepwire.materializers import BuiltInMaterializer
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from stepwire.exceptions import StackConfigError
 from stepwire.metadata_store import MySQLMetadataStore, SQLiteMetadataStore
 from stepwire.orchestrators import BaseOrchestrator, register_orchestrator

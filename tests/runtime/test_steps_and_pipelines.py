@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 from ml_metadata.proto import metadata_store_pb2
+
 from stepwire import constants, io_utils
 from stepwire.artifact_store import ArtifactStore
 from stepwire.artifacts import BaseArtifact, DataArtifact, ModelArtifact

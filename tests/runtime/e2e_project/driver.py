@@ -11,8 +11,10 @@ START = time.perf_counter()
 import json  # noqa: E402
 import sys  # noqa: E402
 
-import stepwire.materializers  # noqa: E402, F401  (registers the built-in materializers)
 from google.protobuf import json_format  # noqa: E402
+from tfx.orchestration.portable import launcher  # noqa: E402, F401  (counted in import time)
+
+import stepwire.materializers  # noqa: E402, F401  (registers the built-in materializers)
 from stepwire import _protos, constants, source_utils  # noqa: E402
 from stepwire.artifacts.type_registry import type_registry  # noqa: E402
 from stepwire.exceptions import (  # noqa: E402
@@ -22,7 +24,6 @@ from stepwire.exceptions import (  # noqa: E402
 )
 from stepwire.stack import get_active_stack  # noqa: E402
 from stepwire.steps.executor import generate_component_class  # noqa: E402
-from tfx.orchestration.portable import launcher  # noqa: E402, F401  (counted in import time)
 
 IMPORTED = time.perf_counter()
 

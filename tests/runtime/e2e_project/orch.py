@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from google.protobuf import json_format
+
 from stepwire import constants, source_utils
 from stepwire.orchestrators import BaseOrchestrator
 from stepwire.pipelines.dehydrate import dehydrate

@@ -9,6 +9,7 @@ import json
 import os
 
 import numpy as np
+
 from stepwire.pipelines import pipeline
 from stepwire.steps import Output, step
 
