@@ -40,3 +40,17 @@ def should_prevent_pipeline_execution() -> bool:
     if SHOULD_PREVENT_PIPELINE_EXECUTION:
         return True
     return os.environ.get(ENV_PREVENT_PIPELINE_EXECUTION, "").strip().lower() in _TRUTHY
+
+
+#: Environment variable that, when truthy, makes the step entrypoint exit 0 with a
+#: plain message instead of failing when its step already succeeded in the run.
+ENV_TOLERATE_RERUN = "STEPWIRE_TOLERATE_RERUN"
+
+
+def tolerate_rerun() -> bool:
+    """Tells whether re-launching a step that already succeeded in its run is tolerated.
+
+    Returns:
+        True if ``STEPWIRE_TOLERATE_RERUN`` holds a truthy value.
+    """
+    return os.environ.get(ENV_TOLERATE_RERUN, "").strip().lower() in _TRUTHY

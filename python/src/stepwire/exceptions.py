@@ -63,3 +63,11 @@ class InputResolutionError(StepwireError):
 
 class StackConfigError(StepwireError):
     """The stack configuration (``stepwire.yaml`` or ``STEPWIRE_*`` variables) is invalid."""
+
+
+class InfrastructureError(StepwireError):
+    """The metadata store or the artifact store failed, not the step's own code.
+
+    Raised, for example, when an input artifact's files are missing or corrupt, or
+    an output cannot be written. Worth retrying once the store is healthy again.
+    """

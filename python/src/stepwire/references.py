@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fsspec
+
 from stepwire import io_utils
+from stepwire.entrypoints.codec import MAX_PAYLOAD_BYTES
 
 REFERENCES_FOLDER = ".references"
 """Folder of the artifact store that holds by-reference payloads, by sha256."""
@@ -55,4 +58,9 @@ class ArtifactStoreReferences:
         name = uri.removeprefix(self.folder)
         if name == uri or not name.startswith(("/", "\\")) or not name[1:].isalnum():
             raise PermissionError(f"{uri!r} is not inside the artifact store's {self.folder!r}")
+        # Refuse an oversized file before reading it into memory.
+        fs, path = fsspec.core.url_to_fs(uri)
+        size = int(fs.size(path))
+        if size > MAX_PAYLOAD_BYTES:
+            raise ValueError(f"{uri!r} holds {size} bytes, above the {MAX_PAYLOAD_BYTES} allowed")
         return io_utils.read_bytes(uri)

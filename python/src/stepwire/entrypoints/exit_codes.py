@@ -1,64 +1,212 @@
-"""Exit codes of the step entrypoint, mapped from exceptions in this one place."""
+"""How a step process ends: exit codes and failure records, decided in this one place.
+
+Every failure of the entrypoint is classified into a :class:`FailureKind`; its
+exit code and whether it is worth retrying come from :data:`FAILURES`, the
+table the README documents. The process prints one line saying what was wrong
+first, then (except for bad arguments) the traceback, and writes a failure
+record: JSON of at most 4 KiB to ``$STEPWIRE_FAILURE_RECORD`` and to
+``/dev/termination-log`` when that file exists (Kubernetes' termination message).
+"""
 
 from __future__ import annotations
 
 import enum
+import json
+import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import NoReturn
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+ENV_FAILURE_RECORD = "STEPWIRE_FAILURE_RECORD"
+"""Environment variable naming the file the failure record is written to."""
+
+TERMINATION_LOG = "/dev/termination-log"
+"""Kubernetes reads a container's termination message from this file."""
+
+MAX_RECORD_BYTES = 4096
+"""Kubernetes keeps at most 4096 bytes of a container's termination message."""
+
+
+class FailureKind(enum.Enum):
+    """What went wrong, in the terms an orchestrator acts on."""
+
+    BAD_ARGUMENTS = "bad_arguments"
+    USER_CODE_NOT_LOADABLE = "user_code_not_loadable"
+    INPUTS_UNRESOLVABLE = "inputs_unresolvable"
+    ALREADY_SUCCEEDED = "already_succeeded"
+    STEP_FAILED = "step_failed"
+    INFRASTRUCTURE = "infrastructure"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The exit code and retry advice of one failure kind.
+
+    Attributes:
+        exit_code: The process exit code.
+        retryable: Whether running the same command again may succeed.
+        summary: What the kind means, for the one-line message.
+    """
+
+    exit_code: int
+    retryable: bool
+    summary: str
 
 
 class ExitCode(enum.IntEnum):
-    """How a step process ends; the README's table documents each."""
+    """Exit codes of the step entrypoint, sysexits-style (64 usage, 70 software, 75 temporary)."""
 
     SUCCESS = 0
-    STEP_FAILED = 1
-    BAD_ARGUMENTS = 2
-    USER_CODE_NOT_LOADABLE = 3
-    INPUTS_UNRESOLVABLE = 4
-    ALREADY_SUCCEEDED = 5
-    INFRASTRUCTURE = 6
+    BAD_ARGUMENTS = 64
+    USER_CODE_NOT_LOADABLE = 65
+    INPUTS_UNRESOLVABLE = 66
+    ALREADY_SUCCEEDED = 67
+    STEP_FAILED = 70
+    INFRASTRUCTURE = 75
 
 
-def classify(error: BaseException) -> ExitCode:
-    """Maps an exception raised by the entrypoint to its exit code.
+FAILURES: dict[FailureKind, Failure] = {
+    FailureKind.BAD_ARGUMENTS: Failure(ExitCode.BAD_ARGUMENTS, False, "bad arguments"),
+    FailureKind.USER_CODE_NOT_LOADABLE: Failure(
+        ExitCode.USER_CODE_NOT_LOADABLE, False, "user code cannot be loaded"
+    ),
+    FailureKind.INPUTS_UNRESOLVABLE: Failure(
+        ExitCode.INPUTS_UNRESOLVABLE, False, "inputs cannot be resolved"
+    ),
+    FailureKind.ALREADY_SUCCEEDED: Failure(
+        ExitCode.ALREADY_SUCCEEDED, False, "step already succeeded in this run"
+    ),
+    FailureKind.STEP_FAILED: Failure(ExitCode.STEP_FAILED, True, "the step raised"),
+    FailureKind.INFRASTRUCTURE: Failure(ExitCode.INFRASTRUCTURE, True, "infrastructure failed"),
+}
+"""Each failure kind's exit code and retry advice: the README's table."""
+
+
+class _Context:
+    """What the entrypoint knows so far about the step it runs, for the record."""
+
+    pipeline: str | None = None
+    step: str | None = None
+    run: str | None = None
+
+
+context = _Context()
+"""Filled in by the entrypoint as it learns the pipeline, step and run names."""
+
+
+def _is_metadata_store_error(error: BaseException) -> bool:
+    # ML Metadata raises its own status errors (AbortedError, UnavailableError,
+    # InternalError, ...) from `ml_metadata.errors`.
+    return type(error).__module__.startswith("ml_metadata")
+
+
+def classify(error: BaseException) -> FailureKind:
+    """Maps an exception raised by the entrypoint to its failure kind.
 
     Args:
         error: The exception.
 
     Returns:
-        The exit code.
+        The failure kind.
     """
     from stepwire.entrypoints.codec import CodecError
     from stepwire.entrypoints.loading import UserCodeLoadError
-    from stepwire.exceptions import DuplicateRunNameError, InputResolutionError
+    from stepwire.exceptions import (
+        DuplicateRunNameError,
+        InfrastructureError,
+        InputResolutionError,
+        StackConfigError,
+    )
 
     if isinstance(error, CodecError):
-        return ExitCode.BAD_ARGUMENTS
-    if isinstance(error, InputResolutionError):
-        return ExitCode.INPUTS_UNRESOLVABLE
-    if isinstance(error, DuplicateRunNameError):
-        return ExitCode.ALREADY_SUCCEEDED
+        return FailureKind.BAD_ARGUMENTS
     if isinstance(error, UserCodeLoadError):
-        return ExitCode.USER_CODE_NOT_LOADABLE
-    return ExitCode.STEP_FAILED
+        return FailureKind.USER_CODE_NOT_LOADABLE
+    if isinstance(error, InputResolutionError):
+        return FailureKind.INPUTS_UNRESOLVABLE
+    if isinstance(error, DuplicateRunNameError):
+        return FailureKind.ALREADY_SUCCEEDED
+    if isinstance(error, (InfrastructureError, StackConfigError)) or _is_metadata_store_error(
+        error
+    ):
+        return FailureKind.INFRASTRUCTURE
+    return FailureKind.STEP_FAILED
+
+
+def failure_record(kind: FailureKind, message: str) -> bytes:
+    """The structured failure record, at most :data:`MAX_RECORD_BYTES` of UTF-8 JSON.
+
+    Args:
+        kind: The failure kind.
+        message: The one-line message; shortened to fit.
+
+    Returns:
+        The JSON bytes.
+    """
+    failure = FAILURES[kind]
+    record: dict[str, Any] = {
+        "kind": kind.value,
+        "exit_code": failure.exit_code,
+        "retryable": failure.retryable,
+        "pipeline": context.pipeline,
+        "step": context.step,
+        "run": context.run,
+        "message": message,
+    }
+    data = json.dumps(record, ensure_ascii=False).encode("utf-8")
+    while len(data) > MAX_RECORD_BYTES:
+        # Shorten the message (the only unbounded field) until the record fits.
+        excess = len(data) - MAX_RECORD_BYTES
+        record["message"] = record["message"][: max(0, len(record["message"]) - excess - 4)] + "..."
+        data = json.dumps(record, ensure_ascii=False).encode("utf-8")
+    return data
+
+
+def _write_record(data: bytes) -> None:
+    targets = [os.environ.get(ENV_FAILURE_RECORD, "")]
+    if os.path.exists(TERMINATION_LOG):
+        targets.append(TERMINATION_LOG)
+    for target in filter(None, targets):
+        try:
+            with open(target, "wb") as file:
+                file.write(data)
+        except OSError as exc:  # the record is best effort; the exit code is not
+            print(
+                f"stepwire: could not write the failure record to {target}: {exc}", file=sys.stderr
+            )
+
+
+def fail(error: BaseException) -> NoReturn:
+    """Reports a failure (one line, traceback, record) and exits with its code.
+
+    Args:
+        error: The exception that ended the step.
+    """
+    kind = classify(error)
+    failure = FAILURES[kind]
+    line = " ".join(str(error).split()) or type(error).__name__
+    print(f"stepwire: {failure.summary}: {line}", file=sys.stderr, flush=True)
+    if kind is not FailureKind.BAD_ARGUMENTS:
+        traceback.print_exception(error)
+    _write_record(failure_record(kind, line))
+    sys.exit(failure.exit_code)
 
 
 def run_and_exit(entrypoint: Callable[[], None]) -> NoReturn:
     """Runs the entrypoint and exits with the code its outcome maps to.
-
-    A failure prints one line saying what was wrong first, then the traceback.
 
     Args:
         entrypoint: The function to run.
     """
     try:
         entrypoint()
-    except Exception as error:  # every failure ends here, mapped to a code
-        code = classify(error)
-        print(f"stepwire: {code.name.lower().replace('_', ' ')}: {error}", file=sys.stderr)
-        if code is not ExitCode.BAD_ARGUMENTS:
-            traceback.print_exc()
-        sys.exit(int(code))
-    sys.exit(int(ExitCode.SUCCESS))
+    except Exception as error:  # every failure ends here, classified
+        fail(error)
+    except SystemExit as exit_:
+        # User code that calls sys.exit() while the step runs: not a success.
+        if exit_.code in (None, 0):
+            fail(RuntimeError("the step called sys.exit() before it finished"))
+        raise
+    sys.exit(ExitCode.SUCCESS)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import sys
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from google.protobuf import json_format
 
 from stepwire import constants, source_utils
 from stepwire.entrypoints import codec
+from stepwire.entrypoints.budgets import LINUX, ArgumentBudget, fit_arguments
 from stepwire.entrypoints.codec import (
     ENTRYPOINT_CONFIG_SOURCE_OPTION,
     INPUT_ARTIFACT_SOURCES_OPTION,
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from stepwire._protos import Pipeline as Pb2Pipeline
     from stepwire._protos import PipelineNode as Pb2PipelineNode
     from stepwire.steps.base_step import BaseStep
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND = [
     "python",
@@ -73,6 +76,9 @@ class StepEntrypointConfiguration(ABC):
             subprocess.check_call(cmd + args)
         ```
     """
+
+    ARGUMENT_BUDGET: ClassVar[ArgumentBudget] = LINUX
+    """Limits of the launch target; arguments are fitted to them when built."""
 
     def __init__(self, arguments: list[str]) -> None:
         """Initializes the entrypoint configuration.
@@ -170,6 +176,18 @@ class StepEntrypointConfiguration(ABC):
         return list(DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND)
 
     @classmethod
+    def get_argument_budget(cls) -> ArgumentBudget:
+        """The command-line limits of the target this configuration launches on.
+
+        Override it (or set ``ARGUMENT_BUDGET``) for a tighter launcher, for
+        example ``budgets.AWS_BATCH`` for AWS Batch and ECS.
+
+        Returns:
+            The budget; Linux's by default.
+        """
+        return cls.ARGUMENT_BUDGET
+
+    @classmethod
     def get_entrypoint_options(cls) -> set[str]:
         """Gets all options required for running an entrypoint with this configuration.
 
@@ -245,8 +263,13 @@ class StepEntrypointConfiguration(ABC):
         if run_name is not None:
             args.run_name = str(run_name)
         references = _LazyReferences(get_active_stack)
-        arguments = codec.encode(args, store=references)
-        arguments += cls.get_custom_entrypoint_arguments(step=step, **kwargs)
+        arguments = fit_arguments(
+            args,
+            cls.get_custom_entrypoint_arguments(step=step, **kwargs),
+            cls.get_entrypoint_command(),
+            budget=cls.get_argument_budget(),
+            store=references,
+        )
         # Parse what was produced, so an invalid command line fails here.
         cls._parse_arguments(arguments)
         return arguments
@@ -333,6 +356,8 @@ class StepEntrypointConfiguration(ABC):
         """
         import stepwire.materializers  # noqa: F401 - registers the built-in materializers
         from stepwire._protos import Pipeline
+        from stepwire.entrypoints import exit_codes
+        from stepwire.exceptions import DuplicateRunNameError
         from stepwire.stack import get_active_stack
         from stepwire.steps.base_step import BaseStep
 
@@ -357,6 +382,8 @@ class StepEntrypointConfiguration(ABC):
         pipeline_name = pb2_pipeline.pipeline_info.id
         step_module, step_name = step_source.rsplit(".", 1)
 
+        exit_codes.context.pipeline = pipeline_name
+        exit_codes.context.step = step_name
         self.setup(pipeline_name=pipeline_name, step_name=step_name)
 
         # The user's script registers its materializers and artifact types when
@@ -383,10 +410,23 @@ class StepEntrypointConfiguration(ABC):
         )
 
         run_name = self.get_run_name(pipeline_name=pipeline_name)
+        exit_codes.context.run = run_name
         orchestrator = get_active_stack().orchestrator
-        execution_info = orchestrator.run_step(
-            step=step, run_name=run_name, pb2_pipeline=pb2_pipeline
-        )
+        try:
+            execution_info = orchestrator.run_step(
+                step=step, run_name=run_name, pb2_pipeline=pb2_pipeline
+            )
+        except DuplicateRunNameError:
+            if not constants.tolerate_rerun():
+                raise
+            # Said plainly, and never reported as cached: nothing was executed.
+            logger.warning(
+                "Step %s already succeeded in run %s: not executed again (%s is set).",
+                step_name,
+                run_name,
+                constants.ENV_TOLERATE_RERUN,
+            )
+            execution_info = None
         pipeline_node = orchestrator._get_node_with_step_name(
             step_name=step_name, pb2_pipeline=pb2_pipeline
         )
