@@ -13,7 +13,7 @@ import nox
 
 PYTHON = "3.11"
 GENERATED = "python/src/stepwire/_gen"
-TYPED_PATHS = ["python/src", "codegen/src", "noxfile.py"]
+TYPED_PATHS = ["python/src", "python/examples", "codegen/src", "noxfile.py"]
 LINT_PATHS = ["python", "codegen", "tests", "noxfile.py"]
 
 # uv must never fetch an interpreter: the machine's Python 3.11 is the one used.

@@ -24,7 +24,7 @@ from stepwire import io_utils
 from stepwire.artifacts import ModelArtifact
 from stepwire.materializers import BaseMaterializer
 from stepwire.pipelines import pipeline
-from stepwire.steps import Output, step
+from stepwire.steps import BaseStep, Output, step
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,9 @@ def pick_best(
 
 
 @step
-def report(best: str, accuracy: float, logistic_accuracy: float, ridge_accuracy: float) -> dict:
+def report(
+    best: str, accuracy: float, logistic_accuracy: float, ridge_accuracy: float
+) -> dict[str, Any]:
     """Summarises the comparison."""
     return {
         "best": best,
@@ -170,15 +172,15 @@ def report(best: str, accuracy: float, logistic_accuracy: float, ridge_accuracy:
 
 @pipeline
 def wine_classifier(  # noqa: PLR0917 - one parameter per step slot
-    load_data,
-    split,
-    train_logistic,
-    train_ridge,
-    evaluate_logistic,
-    evaluate_ridge,
-    pick_best,
-    report,
-):
+    load_data: BaseStep,
+    split: BaseStep,
+    train_logistic: BaseStep,
+    train_ridge: BaseStep,
+    evaluate_logistic: BaseStep,
+    evaluate_ridge: BaseStep,
+    pick_best: BaseStep,
+    report: BaseStep,
+) -> None:
     """Wires the steps: one split feeds two models, two scores feed one choice."""
     features, target = load_data()
     x_train, x_test, y_train, y_test = split(features=features, target=target)

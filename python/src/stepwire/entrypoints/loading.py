@@ -39,7 +39,7 @@ def load_class(source: str, base: type, what: str) -> type:
         raise UserCodeLoadError(f"importing the {what} `{source}` called exit({exc.code})") from exc
     if not issubclass(loaded, base):
         raise UserCodeLoadError(
-            f"The {what} source `{source}` passed to the entrypoint is not pointing to a "
+            f"the {what} source `{source}` passed to the entrypoint is not pointing to a "
             f"`{base.__module__}.{base.__qualname__}` subclass."
         )
     return loaded

@@ -16,7 +16,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise ArgumentError(
             ErrorKind.MISSING_OPTION,
-            f"--{ENTRYPOINT_CONFIG_SOURCE_OPTION}: {message}",
+            f"--{ENTRYPOINT_CONFIG_SOURCE_OPTION}: required option is missing ({message})",
             ENTRYPOINT_CONFIG_SOURCE_OPTION,
         )
 
@@ -45,6 +45,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(f"--{ENTRYPOINT_CONFIG_SOURCE_OPTION}", required=True)
     known, _ = parser.parse_known_args(arguments)
     config_source: str = getattr(known, ENTRYPOINT_CONFIG_SOURCE_OPTION)
+    if not config_source or "\x00" in config_source:
+        # The same rule the contract's decoder applies to every plain option.
+        raise ArgumentError(
+            ErrorKind.EMPTY_VALUE if not config_source else ErrorKind.BAD_VALUE,
+            f"--{ENTRYPOINT_CONFIG_SOURCE_OPTION}: the value is empty or holds a NUL character",
+            ENTRYPOINT_CONFIG_SOURCE_OPTION,
+        )
     entrypoint_config_class = load_class(
         config_source, StepEntrypointConfiguration, "entrypoint config"
     )

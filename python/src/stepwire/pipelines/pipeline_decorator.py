@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import types
 from collections.abc import Callable
 from typing import Any, overload
 
 from stepwire.pipelines.base_pipeline import BasePipeline
 
 
-def _make_pipeline_class(function: types.FunctionType, enable_cache: bool) -> type[BasePipeline]:
+def _make_pipeline_class(function: Callable[..., Any], enable_cache: bool) -> type[BasePipeline]:
     namespace: dict[str, Any] = {
         "connect": staticmethod(function),
         "ENABLE_CACHE": enable_cache,
@@ -22,18 +21,18 @@ def _make_pipeline_class(function: types.FunctionType, enable_cache: bool) -> ty
 
 
 @overload
-def pipeline(function: types.FunctionType, /) -> type[BasePipeline]: ...
+def pipeline(function: Callable[..., Any], /) -> type[BasePipeline]: ...
 
 
 @overload
 def pipeline(
     *, enable_cache: bool = True
-) -> Callable[[types.FunctionType], type[BasePipeline]]: ...
+) -> Callable[[Callable[..., Any]], type[BasePipeline]]: ...
 
 
 def pipeline(
-    function: types.FunctionType | None = None, /, *, enable_cache: bool = True
-) -> type[BasePipeline] | Callable[[types.FunctionType], type[BasePipeline]]:
+    function: Callable[..., Any] | None = None, /, *, enable_cache: bool = True
+) -> type[BasePipeline] | Callable[[Callable[..., Any]], type[BasePipeline]]:
     """Turns a wiring function into a pipeline class named after it.
 
     The function's arguments are the step slots; its body calls the steps::
@@ -54,7 +53,7 @@ def pipeline(
     if function is not None:
         return _make_pipeline_class(function, enable_cache)
 
-    def decorator(inner: types.FunctionType) -> type[BasePipeline]:
+    def decorator(inner: Callable[..., Any]) -> type[BasePipeline]:
         return _make_pipeline_class(inner, enable_cache)
 
     return decorator

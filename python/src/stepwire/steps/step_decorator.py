@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import types
 from collections.abc import Callable
 from typing import Any, overload
 
@@ -10,7 +9,7 @@ from stepwire.exceptions import StepInterfaceError
 from stepwire.steps.base_step import BaseStep
 
 
-def _make_step_class(function: types.FunctionType, enable_cache: bool) -> type[BaseStep]:
+def _make_step_class(function: Callable[..., Any], enable_cache: bool) -> type[BaseStep]:
     if "<locals>" in function.__qualname__ or "." in function.__qualname__:
         raise StepInterfaceError(
             f"Step function '{function.__qualname__}' must be defined at module level: the "
@@ -33,16 +32,16 @@ def _make_step_class(function: types.FunctionType, enable_cache: bool) -> type[B
 
 
 @overload
-def step(function: types.FunctionType, /) -> type[BaseStep]: ...
+def step(function: Callable[..., Any], /) -> type[BaseStep]: ...
 
 
 @overload
-def step(*, enable_cache: bool = True) -> Callable[[types.FunctionType], type[BaseStep]]: ...
+def step(*, enable_cache: bool = True) -> Callable[[Callable[..., Any]], type[BaseStep]]: ...
 
 
 def step(
-    function: types.FunctionType | None = None, /, *, enable_cache: bool = True
-) -> type[BaseStep] | Callable[[types.FunctionType], type[BaseStep]]:
+    function: Callable[..., Any] | None = None, /, *, enable_cache: bool = True
+) -> type[BaseStep] | Callable[[Callable[..., Any]], type[BaseStep]]:
     """Turns a function into a step class.
 
     The class replaces the function in its module under the same name, so the step
@@ -65,7 +64,7 @@ def step(
     if function is not None:
         return _make_step_class(function, enable_cache)
 
-    def decorator(inner: types.FunctionType) -> type[BaseStep]:
+    def decorator(inner: Callable[..., Any]) -> type[BaseStep]:
         return _make_step_class(inner, enable_cache)
 
     return decorator
