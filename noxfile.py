@@ -97,3 +97,10 @@ _LAST_RUN = (
     "c = get_active_stack().metadata_store.get_tfx_metadata_config(); "
     "print(RunReader(metadata_store.MetadataStore(c)).list_runs()[0].run_name)"
 )
+
+
+@nox.session(python=PYTHON, default=False)
+def fuzz(session: nox.Session) -> None:
+    """Feeds 100 000 hostile command lines to the decoder and to main() (opt-in)."""
+    _sync(session, "dev")
+    session.run("python", "tests/hostile/argv_fuzz.py", *(session.posargs or ["--count", "100000"]))

@@ -20,7 +20,7 @@ from stepwire.entrypoints.codec import (
     PIPELINE_JSON_OPTION,
     STEP_SOURCE_OPTION,
 )
-from stepwire.entrypoints.loading import import_user_module, load_class
+from stepwire.entrypoints.loading import UserCodeLoadError, import_user_module, load_class
 
 if TYPE_CHECKING:
     from tfx.orchestration.portable import data_types
@@ -380,7 +380,11 @@ class StepEntrypointConfiguration(ABC):
         materializer_sources: dict[str, str] = self.entrypoint_args[MATERIALIZER_SOURCES_OPTION]
 
         pipeline_name = pb2_pipeline.pipeline_info.id
-        step_module, step_name = step_source.rsplit(".", 1)
+        step_module, dot, step_name = step_source.rpartition(".")
+        if not dot or not step_module or not step_name:
+            raise UserCodeLoadError(
+                f"the step source `{step_source}` is not of the form `module.StepClass`"
+            )
 
         exit_codes.context.pipeline = pipeline_name
         exit_codes.context.step = step_name
