@@ -25,6 +25,10 @@ else:
     from ml_metadata.proto.metadata_store_pb2 import Context as MLMDContext
     from ml_metadata.proto.metadata_store_pb2 import Event as MLMDEvent
     from ml_metadata.proto.metadata_store_pb2 import Execution as MLMDExecution
+
+    # Registers the executor spec types that a pipeline's deployment config
+    # holds in `Any` fields, so its JSON form parses without the launcher.
+    from tfx.proto.orchestration import executable_spec_pb2  # noqa: F401
     from tfx.proto.orchestration.pipeline_pb2 import (
         IntermediateDeploymentConfig,
         Pipeline,

@@ -114,6 +114,48 @@ def _runs_show(options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _args_explain(options: argparse.Namespace) -> int:
+    from stepwire.entrypoints import codec
+    from stepwire.entrypoints.exit_codes import ExitCode
+    from stepwire.explain import (
+        ExplainInputError,
+        argv_from_file,
+        explain,
+        render,
+        strip_command,
+    )
+
+    try:
+        if options.from_file:
+            argv = argv_from_file(Path(options.from_file))
+        else:
+            words = list(options.argv)
+            argv = strip_command(words[1:] if words[:1] == ["--"] else words)
+        explanation = explain(argv, _reference_reader())
+    except (ExplainInputError, codec.ArgumentError) as exc:
+        print(f"stepwire: bad arguments: {exc}", file=sys.stderr)
+        return int(ExitCode.BAD_ARGUMENTS)
+    if options.json:
+        import dataclasses
+        import json
+
+        print(json.dumps(dataclasses.asdict(explanation), ensure_ascii=False, indent=2))
+    else:
+        print(render(explanation))
+    return EXIT_OK
+
+
+def _reference_reader() -> Any:
+    """Reads references from the active stack's artifact store, if there is one here."""
+    from stepwire.references import ArtifactStoreReferences
+    from stepwire.stack import get_active_stack
+
+    def read(uri: str) -> bytes:
+        return ArtifactStoreReferences(get_active_stack().artifact_store.path).read(uri)
+
+    return read
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``stepwire``.
 
@@ -133,6 +175,25 @@ def build_parser() -> argparse.ArgumentParser:
     show = runs_commands.add_parser("show", help="show a run's steps and outputs")
     show.add_argument("run", metavar="RUN")
     show.set_defaults(handler=_runs_show)
+    args = commands.add_parser("args", help="read a step's command line")
+    args_commands = args.add_subparsers(dest="args_command", required=True)
+    explain = args_commands.add_parser(
+        "explain",
+        help="decode a step's command line and show what it runs",
+        description=(
+            "Decodes every option of a step entrypoint command line, summarises the "
+            "pipeline node, resolves by-reference values when the artifact store is "
+            "reachable, and prints a command that reproduces the step locally."
+        ),
+    )
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.add_argument(
+        "--from-file",
+        metavar="FILE",
+        help="an argv as a JSON list, or a Kubernetes pod/job/container spec (YAML or JSON)",
+    )
+    explain.add_argument("argv", nargs=argparse.REMAINDER, metavar="ARGV")
+    explain.set_defaults(handler=_args_explain)
     return parser
 
 

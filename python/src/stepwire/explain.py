@@ -1,0 +1,294 @@
+"""``stepwire args explain``: read a step's command line like a description of the step."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from google.protobuf import json_format
+
+from stepwire.entrypoints import codec
+
+ENTRYPOINT_MODULE = "stepwire.entrypoints.step_entrypoint"
+REDACTED = "<redacted: sensitive>"
+UNREACHABLE_PLACEHOLDER = "e30="  # base64 of `{}`: stands in for a value that cannot be fetched
+
+
+class ExplainInputError(ValueError):
+    """The file or argv given to ``explain`` is not a command line of a step."""
+
+
+def argv_from_file(path: Path) -> list[str]:
+    """Reads an argv from a JSON list or a Kubernetes object (YAML or JSON).
+
+    A Pod, a Job (or anything with ``spec.template.spec``) or a bare container
+    spec are accepted; the first container's ``command`` and ``args`` are joined.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The arguments after the entrypoint command.
+
+    Raises:
+        ExplainInputError: If no command line can be found in it.
+    """
+    try:
+        document = yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ExplainInputError(f"{path}: cannot read it as JSON or YAML: {exc}") from None
+    if isinstance(document, list) and all(isinstance(item, str) for item in document):
+        return strip_command(document)
+    container = _first_container(document)
+    if container is None:
+        raise ExplainInputError(
+            f"{path}: neither a JSON list of strings nor a Kubernetes pod, job or container spec"
+        )
+    words = [*(container.get("command") or []), *(container.get("args") or [])]
+    if not all(isinstance(word, str) for word in words):
+        raise ExplainInputError(f"{path}: the container's command and args are not all strings")
+    return strip_command(words)
+
+
+def _first_container(document: Any) -> dict[str, Any] | None:
+    while isinstance(document, dict):
+        if "command" in document or "args" in document:
+            return document
+        spec = document.get("spec")
+        if isinstance(spec, dict) and isinstance(spec.get("containers"), list):
+            containers = spec["containers"]
+            return containers[0] if containers and isinstance(containers[0], dict) else None
+        if isinstance(spec, dict) and "template" in spec:
+            document = spec["template"]
+            continue
+        if isinstance(document.get("containers"), list):
+            containers = document["containers"]
+            return containers[0] if containers and isinstance(containers[0], dict) else None
+        return None
+    return None
+
+
+def strip_command(words: list[str]) -> list[str]:
+    """Drops the command (``python -m stepwire.entrypoints.step_entrypoint``) if present.
+
+    Args:
+        words: A whole command line or just its arguments.
+
+    Returns:
+        The arguments.
+    """
+    if ENTRYPOINT_MODULE in words:
+        return words[words.index(ENTRYPOINT_MODULE) + 1 :]
+    for index, word in enumerate(words):
+        if word.startswith("--"):
+            return words[index:]
+    return words
+
+
+@dataclass
+class Explanation:
+    """A decoded command line, ready to show.
+
+    Attributes:
+        options: Each contract option's value as shown (redacted where sensitive).
+        forms: How each JSON option travelled (inline, compressed, reference).
+        unreachable: By-reference options whose payload could not be fetched, with why.
+        custom: The other options, taken to be the configuration's custom options.
+        pipeline: A summary of the pipeline node, when ``pipeline_json`` was readable.
+        reproduce: A shell command that runs the step locally.
+    """
+
+    options: dict[str, Any]
+    forms: dict[str, str]
+    unreachable: dict[str, str]
+    custom: dict[str, str]
+    pipeline: dict[str, Any] = field(default_factory=dict)
+    reproduce: str = ""
+
+
+def _other_options(argv: list[str]) -> list[str]:
+    names = []
+    for word in argv:
+        if word.startswith("--") and len(word) > 2:
+            name = word[2:].split("=", 1)[0]
+            if name not in codec.FLAGS and name not in names:
+                names.append(name)
+    return names
+
+
+def explain(argv: list[str], read_reference: codec.ReferenceReader | None) -> Explanation:
+    """Decodes a command line for people.
+
+    Args:
+        argv: The arguments after the entrypoint command.
+        read_reference: Fetches by-reference payloads, if they are reachable here.
+
+    Returns:
+        The explanation.
+
+    Raises:
+        ArgumentError: If the command line breaks the contract (other than an
+            unreachable reference).
+    """
+    custom_names = [name for name in _other_options(argv) if _valid_custom(name)]
+    unreachable: dict[str, str] = {}
+    working = list(argv)
+    while True:
+        try:
+            decoded = codec.decode(
+                working, custom_options=frozenset(custom_names), read_reference=read_reference
+            )
+            break
+        except codec.ArgumentError as exc:
+            if exc.kind is not codec.ErrorKind.REFERENCE_UNAVAILABLE or exc.flag is None:
+                raise
+            # Show everything else; say which reference could not be fetched.
+            unreachable[exc.flag] = str(exc).split(": ", 1)[-1]
+            working = _replace_value(working, exc.flag, UNREACHABLE_PLACEHOLDER)
+    options = codec.as_dict(decoded.args)
+    for flag in codec.SENSITIVE_FLAGS & set(options):
+        options[flag] = REDACTED
+    for flag, why in unreachable.items():
+        options[flag] = f"<unreachable: {why}>"
+    explanation = Explanation(
+        options=options,
+        forms={flag: form.value for flag, form in decoded.forms.items()},
+        unreachable=unreachable,
+        custom=dict(decoded.custom),
+    )
+    if "pipeline_json" not in unreachable:
+        explanation.pipeline = summarise_pipeline(decoded.args.pipeline_json)
+    explanation.reproduce = shlex.join(["python", "-m", ENTRYPOINT_MODULE, *argv])
+    return explanation
+
+
+def _valid_custom(name: str) -> bool:
+    try:
+        codec.check_custom_options(frozenset({name}))
+    except codec.ArgumentError:
+        return False
+    return True
+
+
+def _replace_value(argv: list[str], flag: str, value: str) -> list[str]:
+    result = list(argv)
+    for index, word in enumerate(result):
+        if word == f"--{flag}" and index + 1 < len(result):
+            result[index + 1] = value
+            return result
+        if word.startswith(f"--{flag}="):
+            result[index] = f"--{flag}={value}"
+            return result
+    return result
+
+
+def _parameter_value(value: Any) -> Any:
+    field_value = value.get("fieldValue", {})
+    if "stringValue" in field_value:
+        text = field_value["stringValue"]
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+    return next(iter(field_value.values()), None) if field_value else value
+
+
+def summarise_pipeline(pipeline_json: str) -> dict[str, Any]:
+    """The pipeline, node, inputs, outputs, parameters and executor of an IR.
+
+    Args:
+        pipeline_json: The proto JSON of a ``tfx.orchestration.Pipeline``.
+
+    Returns:
+        A summary; ``{"error": ...}`` if the JSON is not a pipeline IR.
+    """
+    from stepwire._protos import Pipeline
+
+    try:
+        ir = json_format.ParseDict(json.loads(pipeline_json), Pipeline())
+    except (json_format.ParseError, ValueError) as exc:
+        return {"error": f"not a tfx.orchestration.Pipeline: {exc}"}
+    as_dict = json_format.MessageToDict(ir)
+    nodes = [n["pipelineNode"] for n in as_dict.get("nodes", []) if "pipelineNode" in n]
+    summary: dict[str, Any] = {
+        "pipeline": ir.pipeline_info.id,
+        "nodes_carried": len(nodes),
+    }
+    if not nodes:
+        return summary
+    node = nodes[0]
+    summary["node"] = node.get("nodeInfo", {}).get("id", "")
+    summary["upstream"] = node.get("upstreamNodes", [])
+    summary["inputs"] = {
+        key: [
+            f"{channel.get('producerNodeQuery', {}).get('id', '?')}.{channel.get('outputKey', '?')}"
+            for channel in spec.get("channels", [])
+        ]
+        for key, spec in node.get("inputs", {}).get("inputs", {}).items()
+    }
+    summary["outputs"] = {
+        key: spec.get("artifactSpec", {}).get("type", {}).get("name", "")
+        for key, spec in node.get("outputs", {}).get("outputs", {}).items()
+    }
+    summary["parameters"] = {
+        key: _parameter_value(value)
+        for key, value in node.get("parameters", {}).get("parameters", {}).items()
+        if not key.startswith("stepwire-")
+    }
+    executors = (
+        as_dict.get("deploymentConfig", {}).get("executorSpecs", {}).get(summary["node"], {})
+    )
+    summary["executor"] = executors.get("classPath", "")
+    return summary
+
+
+def render(explanation: Explanation) -> str:
+    """The explanation as text for a terminal.
+
+    Args:
+        explanation: What ``explain`` returned.
+
+    Returns:
+        Lines of text.
+    """
+    lines = []
+    pipeline = explanation.pipeline
+    if pipeline.get("node"):
+        lines.append(f"step {pipeline['node']} of pipeline {pipeline['pipeline']}")
+    options = explanation.options
+    labels = {option.flag: option for option in codec.OPTIONS}
+    for flag, value in options.items():
+        if flag == "pipeline_json":
+            continue
+        shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else value
+        form = f" ({explanation.forms[flag]})" if flag in explanation.forms else ""
+        late = " (late-bound)" if labels[flag].late_bound else ""
+        lines.append(f"  --{flag}{form}{late}: {shown}")
+    form = explanation.forms.get("pipeline_json", "")
+    lines.append(f"  --pipeline_json ({form}):")
+    if "pipeline_json" in explanation.unreachable:
+        lines.append(f"      {options['pipeline_json']}")
+    elif "error" in pipeline:
+        lines.append(f"      {pipeline['error']}")
+    else:
+        for key in ("pipeline", "node", "executor", "upstream", "inputs", "outputs", "parameters"):
+            if key in pipeline:
+                value = pipeline[key]
+                shown = (
+                    json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+                )
+                lines.append(f"      {key}: {shown}")
+    for name, value in explanation.custom.items():
+        lines.append(f"  --{name} (custom option): {value}")
+    if "run_name" not in options:
+        lines.append("  run name: decided by the configuration class (get_run_name)")
+    elif "{{" in str(options["run_name"]):
+        lines.append("  run name: a placeholder the orchestration engine fills in at launch")
+        lines.append("            (replace it with the run's name to reproduce the step)")
+    lines.append("reproduce locally (with the same STEPWIRE_* stack variables):")
+    lines.append(f"  {explanation.reproduce}")
+    return "\n".join(lines)
