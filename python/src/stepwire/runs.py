@@ -144,6 +144,28 @@ class RunReader:
             raise KeyError(f"no run named {run_name!r} in the metadata store")
         return self._run(context)
 
+    def step_status(self, run_name: str, pipeline: str, step: str) -> str | None:
+        """The status of one step's latest execution in a run, read cheaply.
+
+        Args:
+            run_name: The run name.
+            pipeline: The pipeline name.
+            step: The step name.
+
+        Returns:
+            The status, or None if the step has no execution in that run.
+        """
+        run = self._store.get_context_by_type_and_name(_PIPELINE_RUN, run_name)
+        node = self._store.get_context_by_type_and_name(_NODE, f"{pipeline}.{step}")
+        if run is None or node is None:
+            return None
+        in_run = {e.id for e in self._store.get_executions_by_context(run.id)}
+        executions = [e for e in self._store.get_executions_by_context(node.id) if e.id in in_run]
+        if not executions:
+            return None
+        latest = max(executions, key=lambda e: (e.last_update_time_since_epoch, e.id))
+        return _status(latest)
+
     def _run(self, run_context: Any) -> RunRecord:
         type_names = self._context_type_names()
         executions = self._store.get_executions_by_context(run_context.id)

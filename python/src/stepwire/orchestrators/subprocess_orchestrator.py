@@ -207,10 +207,8 @@ class SubprocessOrchestrator(BaseOrchestrator):
         from stepwire.runs import RunReader
 
         store = metadata_store.MetadataStore(stack.metadata_store.get_tfx_metadata_config())
-        for record in RunReader(store).get_run(run_name).steps:
-            if record.step == step_name:
-                return "cached" if record.cached else "completed"
-        return "completed"
+        status = RunReader(store).step_status(run_name, pipeline_name, step_name)
+        return "cached" if status == "cached" else "completed"
 
 
 def _import_root() -> str:
