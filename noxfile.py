@@ -104,3 +104,23 @@ def fuzz(session: nox.Session) -> None:
     """Feeds 100 000 hostile command lines to the decoder and to main() (opt-in)."""
     _sync(session, "dev")
     session.run("python", "tests/hostile/argv_fuzz.py", *(session.posargs or ["--count", "100000"]))
+
+
+CONFORMANCE = "tests/conformance"
+
+
+@nox.session(python=PYTHON, default=False)
+def conformance(session: nox.Session) -> None:
+    """Runs the contract vectors through the TypeScript launcher and the Python codec.
+
+    Needs Node.js 20+ and npm: installs the launcher's packages from the committed
+    lock, generates its protobuf code from contract/, compiles it, runs every vector
+    through both implementations, then the cross-language end-to-end test.
+    """
+    _sync(session, "dev")
+    session.run(
+        "npm", "ci", "--no-audit", "--no-fund", f"--prefix={CONFORMANCE}/typescript", external=True
+    )
+    session.run("python", f"{CONFORMANCE}/ts_launcher.py")
+    session.run("python", f"{CONFORMANCE}/run_conformance.py", "--no-build")
+    session.run("pytest", f"{CONFORMANCE}/test_cross_language.py", *session.posargs)

@@ -37,6 +37,7 @@ message DemoArgs {
     compress_above_bytes: 64
     reference_above_bytes: 256
     max_payload_bytes: 1048576
+    max_json_depth: 64
   };
 
   // Name of the thing to run, 100% plain.

@@ -31,6 +31,7 @@ def message_options(**overrides: int | None) -> str:
         "compress_above_bytes": 4096,
         "reference_above_bytes": 98304,
         "max_payload_bytes": 1048576,
+        "max_json_depth": 64,
     }
     values.update(overrides)
     body = " ".join(f"{key}: {value}" for key, value in values.items() if value is not None)
@@ -114,6 +115,7 @@ def test_real_contract_message(real: Contract) -> None:
     assert entry.codec_module == "entrypoint.v1.entrypoint_args_codec"
     assert (entry.contract_version, entry.compress_above_bytes) == (1, 4096)
     assert (entry.reference_above_bytes, entry.max_payload_bytes) == (98304, 64 * 2**20)
+    assert entry.max_json_depth == 500
     assert entry.doc.startswith("The arguments of one step entrypoint invocation.")
     assert entry.version_field is not None
     assert entry.version_field.name == "contract_version"
@@ -364,7 +366,13 @@ def test_not_required_without_presence(
 
 @pytest.mark.parametrize(
     "option",
-    ["contract_version", "compress_above_bytes", "reference_above_bytes", "max_payload_bytes"],
+    [
+        "contract_version",
+        "compress_above_bytes",
+        "reference_above_bytes",
+        "max_payload_bytes",
+        "max_json_depth",
+    ],
 )
 def test_message_option_missing_or_zero(contract_root: Path, option: str) -> None:
     text = refusal(contract_root, message(plain("a", 1), options=message_options(**{option: None})))

@@ -105,6 +105,7 @@ class Message:
         compress_above_bytes: Inline length above which values are compressed.
         reference_above_bytes: Compressed length above which values go by reference.
         max_payload_bytes: Bound on decompressed and referenced payloads.
+        max_json_depth: Bound on the nesting of JSON payloads.
         fields: Its fields, by field number.
     """
 
@@ -117,6 +118,7 @@ class Message:
     compress_above_bytes: int
     reference_above_bytes: int
     max_payload_bytes: int
+    max_json_depth: int
     fields: tuple[Field, ...]
 
     @property
@@ -428,6 +430,7 @@ def build_model(
                         where, message_options, "reference_above_bytes"
                     ),
                     max_payload_bytes=_int_option(where, message_options, "max_payload_bytes"),
+                    max_json_depth=_int_option(where, message_options, "max_json_depth"),
                     fields=fields,
                 )
             )

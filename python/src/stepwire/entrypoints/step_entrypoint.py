@@ -60,6 +60,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    # Before anything imports TFX: keep out what a step never runs (~0.4 s).
+    from stepwire import _fast_imports
+
+    _fast_imports.install()
+
     from stepwire.entrypoints.exit_codes import run_and_exit
 
     run_and_exit(main)

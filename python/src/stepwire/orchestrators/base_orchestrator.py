@@ -12,7 +12,9 @@ single node, with the traps of the original fixed:
   operator copies it into every executor's ``extra_flags``;
 * outputs left by a failed or interrupted attempt of the same execution are removed
   before TFX reuses its execution id and output paths;
-* every prepare/cleanup pair runs in ``try``/``finally``.
+* every prepare/cleanup pair runs in ``try``/``finally``;
+* ML Metadata is opened through :mod:`stepwire.mlmd_guard`, so step processes that
+  share a SQLite file take turns instead of failing with "Concurrent writes aborted".
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ class BaseOrchestrator(ABC):
         Raises:
             DuplicateRunNameError: If ML Metadata already holds a run of that name.
         """
-        from tfx.orchestration import metadata
+        from stepwire.mlmd_guard import GuardedMetadata
 
         if stack is None:
             from stepwire.stack import get_active_stack
@@ -151,7 +153,7 @@ class BaseOrchestrator(ABC):
             stack = get_active_stack()
         run_name = run_name or default_run_name(pipeline.name)
         pb2_pipeline = pipeline.compile(pipeline_root=stack.artifact_store.path)
-        with metadata.Metadata(stack.metadata_store.get_tfx_metadata_config()) as m:
+        with GuardedMetadata(stack.metadata_store.get_tfx_metadata_config()) as m:
             if _find_context(m, "pipeline_run", run_name) is not None:
                 raise DuplicateRunNameError(
                     run_name,
@@ -256,9 +258,10 @@ class BaseOrchestrator(ABC):
             StepwireError: If the IR is already bound to another run or the execution
                 ends in an unexpected state.
         """
-        from tfx.orchestration import metadata
         from tfx.orchestration.local import runner_utils
         from tfx.orchestration.portable import launcher
+
+        from stepwire.mlmd_guard import GuardedMetadata
 
         if stack is None:
             from stepwire.stack import get_active_stack
@@ -269,9 +272,12 @@ class BaseOrchestrator(ABC):
         deployment_config = runner_utils.extract_local_deployment_config(pipeline)
         executor_spec = runner_utils.extract_executor_spec(deployment_config, step.name)
         custom_driver_spec = runner_utils.extract_custom_driver_spec(deployment_config, step.name)
-        connection_config = stack.metadata_store.get_tfx_metadata_config()
+        # One connection for the whole launch, TFX's launcher included: calls take
+        # turns with other step processes on a SQLite file and are retried on a fresh
+        # store when ML Metadata aborts them (stepwire.mlmd_guard).
+        mlmd = GuardedMetadata(stack.metadata_store.get_tfx_metadata_config())
 
-        with metadata.Metadata(connection_config) as m:
+        with mlmd as m:
             previous = _executions_of_node_in_run(m, node)
             done = [e for e in previous if _is_successful(e)]
             if done:
@@ -295,7 +301,7 @@ class BaseOrchestrator(ABC):
         try:
             step_launcher = launcher.Launcher(
                 pipeline_node=node,
-                mlmd_connection=metadata.Metadata(connection_config),
+                mlmd_connection=mlmd,
                 pipeline_info=pipeline.pipeline_info,
                 pipeline_runtime_spec=pipeline.runtime_spec,
                 executor_spec=executor_spec,
@@ -323,7 +329,7 @@ class BaseOrchestrator(ABC):
             # TFX's Skip: no execution at all, e.g. an input channel resolved to nothing.
             raise InputResolutionError(step.name, run_name, "TFX registered no execution")
         execution_id: int = execution_info.execution_id
-        with metadata.Metadata(connection_config) as m:
+        with mlmd as m:
             [execution] = m.store.get_executions_by_id([execution_id])
         outcome = _classify(execution, step.name, run_name)
         if outcome is StepOutcome.COMPLETED and execution_info.execution_output_uri is None:

@@ -19,7 +19,12 @@ from tfx.types import channel, component_spec
 
 from stepwire.artifacts.base_artifact import MATERIALIZER_PROPERTY_KEY, BaseArtifact
 from stepwire.constants import INTERNAL_EXECUTION_PARAMETER_PREFIX
-from stepwire.exceptions import MissingStepParameterError, StepInterfaceError
+from stepwire.exceptions import (
+    InfrastructureError,
+    MissingStepParameterError,
+    StepInterfaceError,
+    StepwireError,
+)
 from stepwire.materializers.base_materializer import BaseMaterializer
 from stepwire.source_utils import load_source_path_class, resolve_importable_class
 from stepwire.steps.signature import parse_entrypoint
@@ -28,6 +33,13 @@ from stepwire.steps.signature import parse_entrypoint
 def _describe(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _cause(error: BaseException) -> str:
+    """``Type: message`` of an exception, on one line and at most 300 characters."""
+    text = " ".join(str(error).split())
+    text = text if len(text) <= 300 else text[:297] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _type_source(cls: type) -> str:
@@ -68,6 +80,9 @@ class _FunctionExecutor(base_executor.BaseExecutor):
             StepInterfaceError: If inputs, parameters or returned values do not match
                 the step's declaration.
             MissingStepParameterError: If an argument gets no value at all.
+            InfrastructureError: If an input cannot be read (missing or corrupt files)
+                or an output cannot be written; raised before or after the step
+                function runs, never from inside it.
         """
         function = type(self)._FUNCTION
         signature = parse_entrypoint(function, self.step_name)
@@ -111,7 +126,17 @@ class _FunctionExecutor(base_executor.BaseExecutor):
                 f"Step '{self.step_name}': input '{name}' names {source} as its materializer, "
                 "which is not a BaseMaterializer subclass."
             )
-        value = materializer_class(artifact).handle_input(data_type)
+        try:
+            value = materializer_class(artifact).handle_input(data_type)
+        except StepwireError:
+            raise
+        except Exception as error:
+            # Missing or undecodable files: the artifact store failed the step
+            # before its code ran, and another attempt may find them intact.
+            raise InfrastructureError(
+                f"Step '{self.step_name}': cannot read input '{name}' from artifact "
+                f"{artifact.uri} with {materializer_class.__name__}: {_cause(error)}"
+            ) from error
         if not isinstance(value, data_type):
             raise StepInterfaceError(
                 f"Step '{self.step_name}': input '{name}' is declared {data_type.__name__} but "
@@ -160,7 +185,15 @@ class _FunctionExecutor(base_executor.BaseExecutor):
         artifact = artifacts[0]
         artifact.materializer = resolve_importable_class(materializer_class)
         artifact.datatype = _type_source(type(value))
-        materializer_class(artifact).handle_return(value)
+        try:
+            materializer_class(artifact).handle_return(value)
+        except StepwireError:
+            raise
+        except Exception as error:
+            raise InfrastructureError(
+                f"Step '{self.step_name}': cannot write output '{name}' to artifact "
+                f"{artifact.uri} with {materializer_class.__name__}: {_cause(error)}"
+            ) from error
 
 
 class StepComponent(base_component.BaseComponent):

@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "FLAGS",
     "LATE_BOUND_FLAGS",
+    "MAX_JSON_DEPTH",
     "MAX_PAYLOAD_BYTES",
     "OPTIONS",
     "REFERENCE_PREFIX",
@@ -71,6 +72,9 @@ CONTRACT_VERSION = 1
 
 MAX_PAYLOAD_BYTES = 67108864
 """Largest decompressed or referenced payload a reader accepts."""
+
+MAX_JSON_DEPTH = 500
+"""Deepest nesting of JSON objects and arrays a payload may have."""
 
 COMPRESSED_PREFIX = "zlib:"
 """Prefix of the compressed form: ``zlib:`` + base64 of a zlib stream of the payload."""
@@ -115,7 +119,7 @@ class ErrorKind(_enum.Enum):
     BAD_BASE64 = "bad_base64"
     """Not standard base64, or base64 with non-zero padding bits."""
     BAD_JSON = "bad_json"
-    """Not JSON, JSON with duplicate keys or non-finite numbers, or JSON without a canonical form (a number that overflows a double, a lone surrogate)."""
+    """Not JSON, JSON with duplicate keys or non-finite numbers, JSON nested deeper than `max_json_depth`, or JSON without a canonical form (a number that overflows a double, a lone surrogate)."""
     WRONG_JSON_SHAPE = "wrong_json_shape"
     """Valid JSON of the wrong shape (not an object, a map value not a string)."""
     BAD_COMPRESSED = "bad_compressed"
@@ -448,13 +452,27 @@ def _int(text: str) -> int | float:
     return int(text) if abs(value) < _SAFE_MAGNITUDE else value
 
 
+def _check_depth(value: _Any) -> None:
+    # Iterative, so the check itself cannot run out of stack.
+    pending: list[tuple[_Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"objects and arrays nested deeper than {MAX_JSON_DEPTH}")
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+
+
 def _parse_json(text: str) -> _Any:
-    return _json.loads(
+    value = _json.loads(
         text,
         object_pairs_hook=_no_duplicates,
         parse_constant=_reject_constant,
         parse_int=_int,
     )
+    _check_depth(value)
+    return value
 
 
 def _string_map_out(flag: str, mapping: _Mapping[str, str]) -> dict[str, str]:
@@ -714,6 +732,12 @@ def encode(
         EncodeError: If the message cannot be encoded; the message names the option.
     """
     argv: list[str] = []
+    if custom:
+        # Names first, as the decoder checks the declared names before the scan.
+        try:
+            check_custom_options(frozenset(custom))
+        except ArgumentError as exc:
+            raise EncodeError(exc.kind, str(exc), exc.flag) from None
     if args.HasField("contract_version") and not (
         1 <= args.contract_version <= CONTRACT_VERSION
     ):
@@ -755,10 +779,6 @@ def encode(
     if args.HasField("run_name"):
         _emit(argv, "run_name", _plain_out("run_name", args.run_name))
     if custom:
-        try:
-            check_custom_options(frozenset(custom))
-        except ArgumentError as exc:
-            raise EncodeError(exc.kind, str(exc), exc.flag) from None
         for name in sorted(custom):
             _check_text(name, custom[name], EncodeError)
             _emit(argv, name, custom[name])
@@ -798,7 +818,7 @@ def decode(
         if version > CONTRACT_VERSION:
             raise ArgumentError(
                 ErrorKind.UNSUPPORTED_CONTRACT_VERSION,
-                f"the command line is for contract version {version}; this runtime knows "
+                f"--contract_version: the command line is for contract version {version}; this runtime knows "
                 f"versions up to {CONTRACT_VERSION}: upgrade stepwire where the step runs",
                 "contract_version",
             )
