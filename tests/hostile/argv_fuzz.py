@@ -169,9 +169,13 @@ def check_main(argv: list[str]) -> None:
     loaded: the fuzzed command lines name no importable user module, so no
     step ever runs.
     """
+    from stepwire import constants
     from stepwire.entrypoints.exit_codes import FailureKind, classify
     from stepwire.entrypoints.step_entrypoint import main
 
+    # main() sets process-wide switches, as a step process should; undo them so
+    # that the fuzzing process (a test session, say) is left as it was.
+    saved = (constants.SHOULD_PREVENT_PIPELINE_EXECUTION, constants.USER_MAIN_MODULE)
     try:
         main(argv)
     except Exception as error:  # classified below; anything else is a bug
@@ -179,6 +183,8 @@ def check_main(argv: list[str]) -> None:
             raise AssertionError(f"undocumented failure for {argv!r}: {error!r}") from error
     else:
         raise AssertionError(f"main() accepted a command line that names no step: {argv!r}")
+    finally:
+        constants.SHOULD_PREVENT_PIPELINE_EXECUTION, constants.USER_MAIN_MODULE = saved
 
 
 def run(check: Callable[[list[str]], None], seed: int, count: int) -> int:

@@ -68,13 +68,10 @@ def _run(options: argparse.Namespace) -> int:
 
 
 def _reader() -> Any:
-    from ml_metadata import metadata_store
-
     from stepwire.runs import RunReader
     from stepwire.stack import get_active_stack
 
-    config = get_active_stack().metadata_store.get_tfx_metadata_config()
-    return RunReader(metadata_store.MetadataStore(config))
+    return RunReader(get_active_stack().metadata_store.open_store())
 
 
 def _time(value: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 from stepwire import _protos
 
@@ -20,10 +21,26 @@ class BaseMetadataStore(ABC):
             An ML Metadata ``ConnectionConfig``.
         """
 
+    def open_store(self) -> Any:
+        """Opens the store for reading or writing outside TFX's launcher.
+
+        Returns:
+            A :class:`stepwire.mlmd_guard.GuardedMetadataStore`: the methods of
+            ``ml_metadata.MetadataStore``, taking turns with step processes on a
+            SQLite file and retried when ML Metadata aborts a call.
+        """
+        from stepwire.mlmd_guard import GuardedMetadataStore
+
+        return GuardedMetadataStore(self.get_tfx_metadata_config())
+
 
 @dataclass(frozen=True)
 class SQLiteMetadataStore(BaseMetadataStore):
     """ML Metadata in a SQLite file, created on first use.
+
+    Step processes that share the file take turns through an advisory lock on
+    ``<path>.lock`` next to it (see :mod:`stepwire.mlmd_guard`), which is why the
+    file must be on a local disk: one machine, any number of processes.
 
     Attributes:
         path: Path of the database file.

@@ -56,6 +56,21 @@ _TRANSIENT_MESSAGES = (
 )
 
 
+@dataclass
+class CallStats:
+    """What the calls through one guarded store cost.
+
+    Attributes:
+        calls: Calls made (retries and opening the store included).
+        seconds_in_calls: Time inside ML Metadata, i.e. holding the lock on SQLite.
+        seconds_waiting: Time waiting for other processes to release the lock.
+    """
+
+    calls: int = 0
+    seconds_in_calls: float = 0.0
+    seconds_waiting: float = 0.0
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How often and how patiently a failing ML Metadata call is retried.
@@ -79,8 +94,8 @@ class RetryPolicy:
         Returns:
             Seconds to sleep, between half and all of the exponential delay.
         """
-        ceiling = min(self.max_delay, self.first_delay * 2 ** (retry - 1))
-        return ceiling * (0.5 + random.random() / 2)
+        ceiling = min(self.max_delay, self.first_delay * 2.0 ** (retry - 1))
+        return float(ceiling * (0.5 + random.random() / 2))
 
 
 DEFAULT_POLICY = RetryPolicy()
@@ -156,6 +171,19 @@ class _ProcessFileLock:
         self._fd: int | None = None
         self._depth = 0
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop the descriptor shared with the parent.
+
+        A descriptor inherited through ``fork`` shares its lock with the parent's, so
+        the child would not wait for the parent; the child opens its own instead.
+        """
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
     def _descriptor(self) -> int:
         if self._fd is None:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -204,6 +232,16 @@ def _file_lock(path: str) -> _ProcessFileLock:
         return lock
 
 
+def _after_fork_in_child() -> None:
+    global _locks_guard  # noqa: PLW0603 - a lock held by another thread at fork time
+    _locks_guard = threading.Lock()
+    for lock in _locks.values():
+        lock.forget_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class GuardedMetadataStore:
     """``ml_metadata.MetadataStore`` with a cross-process lock (SQLite) and retries.
 
@@ -228,7 +266,10 @@ class GuardedMetadataStore:
         self._lock = _file_lock(database + LOCK_SUFFIX) if database else None
         self._where = database or _describe(config)
         self._store: Any = None
+        #: Store handles dropped after a transient failure (each retry opens a new one).
         self.reconnects = 0
+        #: The cost of the calls so far.
+        self.stats = CallStats()
         self._call("open", lambda store: None)
 
     @property
@@ -246,18 +287,24 @@ class GuardedMetadataStore:
         for attempt in range(1, self._policy.attempts + 1):
             if attempt > 1:
                 time.sleep(self._policy.delay(attempt - 1))
-            try:
-                with self._held():
+            asked = time.perf_counter()
+            with self._held():
+                entered = time.perf_counter()
+                self.stats.calls += 1
+                self.stats.seconds_waiting += entered - asked
+                try:
                     if self._store is None:
                         self._store = metadata_store.MetadataStore(self._config)
                     return function(self._store)
-            except Exception as error:
-                if not is_transient(error):
-                    raise
-                last = error
-                # The handle may stay broken after an abort: open a fresh one.
-                self._store = None
-                self.reconnects += 1
+                except Exception as error:
+                    if not is_transient(error):
+                        raise
+                    last = error
+                    # The handle may stay broken after an abort: open a fresh one.
+                    self._store = None
+                    self.reconnects += 1
+                finally:
+                    self.stats.seconds_in_calls += time.perf_counter() - entered
         raise InfrastructureError(
             f"ML Metadata at {self._where}: {name} failed {self._policy.attempts} times, "
             f"last with {type(last).__name__}: {_first_line(last)}"
@@ -278,7 +325,7 @@ class GuardedMetadataStore:
         return guarded
 
 
-class GuardedMetadata(metadata.Metadata):  # type: ignore[misc]  # TFX ships no types
+class GuardedMetadata(metadata.Metadata):
     """TFX's ``metadata.Metadata`` whose ``store`` is a :class:`GuardedMetadataStore`.
 
     One guarded store serves every ``with`` block of this object (it reconnects by
@@ -298,11 +345,17 @@ class GuardedMetadata(metadata.Metadata):  # type: ignore[misc]  # TFX ships no 
         self._guarded: GuardedMetadataStore | None = None
         self._guarded_lock = threading.Lock()
 
+    @property
+    def stats(self) -> CallStats:
+        """The cost of the ML Metadata calls made through this connection so far."""
+        return self._guarded.stats if self._guarded else CallStats()
+
     def __enter__(self) -> GuardedMetadata:
         with self._guarded_lock:
             if self._guarded is None:
                 self._guarded = GuardedMetadataStore(self._connection_config, self._policy)
-            self._store = self._guarded
+            # TFX declares the attribute as its MetadataStore; this stands in for one.
+            self._store = self._guarded  # type: ignore[assignment]
             self._users += 1
         return self
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from tfx.orchestration import metadata
     from tfx.orchestration.portable.data_types import ExecutionInfo
 
+    from stepwire.mlmd_guard import GuardedMetadata
     from stepwire.pipelines.base_pipeline import BasePipeline
     from stepwire.stack import Stack
     from stepwire.steps.base_step import BaseStep
@@ -341,7 +342,19 @@ class BaseOrchestrator(ABC):
         logger.info(
             "Step '%s' of run '%s' %s in %.2fs.", step.name, run_name, outcome.value, duration
         )
+        _log_metadata_cost(mlmd)
         return StepRunResult(step.name, run_name, outcome, execution_id, execution_info, duration)
+
+
+def _log_metadata_cost(mlmd: GuardedMetadata) -> None:
+    """Logs what the launch's ML Metadata calls cost, lock waits included."""
+    stats = mlmd.stats
+    logger.info(
+        "ML Metadata: %d calls, %.1f ms in them, %.1f ms waiting for other processes.",
+        stats.calls,
+        stats.seconds_in_calls * 1000,
+        stats.seconds_waiting * 1000,
+    )
 
 
 def _bind_run(pb2_pipeline: _protos.Pipeline, run_name: str) -> _protos.Pipeline:

@@ -202,12 +202,12 @@ class SubprocessOrchestrator(BaseOrchestrator):
     def _outcome(stack: Stack, pipeline_name: str, run_name: str, step_name: str) -> str:
         # The child's exit code says it succeeded; ML Metadata says whether it
         # ran or its outputs came from the cache.
-        from ml_metadata import metadata_store
-
         from stepwire.runs import RunReader
 
-        store = metadata_store.MetadataStore(stack.metadata_store.get_tfx_metadata_config())
-        status = RunReader(store).step_status(run_name, pipeline_name, step_name)
+        # Guarded: step processes are writing to the same store right now.
+        status = RunReader(stack.metadata_store.open_store()).step_status(
+            run_name, pipeline_name, step_name
+        )
         return "cached" if status == "cached" else "completed"
 
 
