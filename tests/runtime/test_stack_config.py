@@ -116,7 +116,7 @@ def test_stack_from_config_builds_components(tmp_path: Path) -> None:
     assert config.sqlite.filename_uri == str(tmp_path.resolve() / ".stepwire" / "metadata.db")
     assert not stack.artifact_store.is_remote
 
-    mysql = MySQLMetadataStore("h", 1, "d", "u", "p").get_tfx_metadata_config()
+    mysql = MySQLMetadataStore(MySQLConfig("h", 1, "d", "u", "p")).get_tfx_metadata_config()
     assert (mysql.mysql.host, mysql.mysql.port, mysql.mysql.user) == ("h", 1, "u")
 
     by_source = stack_from_config(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from stepwire import _protos
+from stepwire.stack_config import MySQLConfig
 
 
 class BaseMetadataStore(ABC):
@@ -65,18 +66,10 @@ class MySQLMetadataStore(BaseMetadataStore):
     """ML Metadata in a MySQL or MariaDB database.
 
     Attributes:
-        host: Server host name or address.
-        port: Server port.
-        database: Database name.
-        user: User name.
-        password: Password (kept out of ``repr``).
+        config: Where the database is and how to log in.
     """
 
-    host: str
-    port: int
-    database: str
-    user: str
-    password: str = field(default="", repr=False)
+    config: MySQLConfig
 
     def get_tfx_metadata_config(self) -> _protos.ConnectionConfig:
         """Returns a MySQL connection configuration.
@@ -87,9 +80,9 @@ class MySQLMetadataStore(BaseMetadataStore):
         from tfx.orchestration import metadata
 
         return metadata.mysql_metadata_connection_config(
-            host=self.host,
-            port=self.port,
-            database=self.database,
-            username=self.user,
-            password=self.password,
+            host=self.config.host,
+            port=self.config.port,
+            database=self.config.database,
+            username=self.config.user,
+            password=self.config.password,
         )

@@ -53,8 +53,7 @@ def stack_from_config(config: StackConfig) -> Stack:
     """
     metadata: BaseMetadataStore
     if isinstance(config.metadata_store, MySQLConfig):
-        m = config.metadata_store
-        metadata = MySQLMetadataStore(m.host, m.port, m.database, m.user, m.password)
+        metadata = MySQLMetadataStore(config.metadata_store)
     else:
         metadata = SQLiteMetadataStore(config.metadata_store.path)
     return Stack(
