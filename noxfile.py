@@ -124,3 +124,12 @@ def conformance(session: nox.Session) -> None:
     session.run("python", f"{CONFORMANCE}/ts_launcher.py")
     session.run("python", f"{CONFORMANCE}/run_conformance.py", "--no-build")
     session.run("pytest", f"{CONFORMANCE}/test_cross_language.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """Runs the benchmark suite; rewrites BENCHMARKS.md and .json (opt-in; ``-- --quick``)."""
+    _sync(session, "dev")
+    # The peers (ZenML, KFP, Dagster) are installed by the suite, each in its own
+    # virtual environment under .nox/bench-peers, at the versions it pins.
+    session.run("python", "tests/bench/suite.py", *session.posargs)

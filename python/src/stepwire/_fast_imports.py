@@ -37,7 +37,7 @@ from __future__ import annotations
 import os
 import sys
 import types
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 if TYPE_CHECKING:  # importlib.abc alone costs ~30 ms: the classes below are duck-typed
     import importlib.abc
@@ -63,14 +63,14 @@ def _raising_class(qualified: str, what: str, base: type = object) -> type:
     """A class that raises :class:`SkippedOperatorError` when instantiated."""
     module_name, _, class_name = qualified.rpartition(".")
 
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> NoReturn:
         raise SkippedOperatorError(
             f"{qualified} is not loaded in a stepwire step process: {what} Set "
             f"{ENV_FULL_TFX_IMPORTS}=1 to load the real module."
         )
 
     namespace: dict[str, Any] = {
-        "__init__": __init__,
+        "__init__": refuse,
         "__module__": module_name,
         "__doc__": f"stepwire stand-in for {qualified}; raises when instantiated.",
     }
@@ -166,7 +166,8 @@ class _ScopedStandInFinder:
             spec: importlib.machinery.ModuleSpec | None = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _ScopedStandInLoader(spec.loader, stand_ins)
+                    loader = _ScopedStandInLoader(spec.loader, stand_ins)
+                    spec.loader = cast("importlib.abc.Loader", loader)
                 return spec
         return None
 

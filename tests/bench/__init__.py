@@ -1,0 +1,1 @@
+"""Benchmark suite of stepwire (``nox -s bench``); scripts, not tests: pytest collects none."""
