@@ -36,7 +36,7 @@ from typing import Any
 #: so a plain JSON object in the output never holds this key.
 TAG = "$sw"
 
-_FLOAT_NAMES = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_FLOAT_NAMES = frozenset({"nan", "inf", "-inf"})
 
 
 class UnsupportedValueError(TypeError):
@@ -93,7 +93,12 @@ def _encode_container(
 def _decode_tagged(data: dict[str, Any]) -> Any:
     tag = data[TAG]
     if tag == "float":
-        return _FLOAT_NAMES[data["value"]]
+        name = data["value"]
+        if name not in _FLOAT_NAMES:
+            raise ValueError(f"unknown float name {name!r}")
+        # A fresh float each time: a shared NaN object would make tuples that
+        # hold it compare equal (identity), merging distinct dictionary keys.
+        return float(name)
     if tag == "bytes":
         return base64.b64decode(data["base64"], validate=True)
     if tag == "tuple":
