@@ -11,9 +11,13 @@ from typing import Any
 import yaml
 from google.protobuf import json_format
 
+from stepwire.constants import INTERNAL_EXECUTION_PARAMETER_PREFIX
 from stepwire.entrypoints import codec
+from stepwire.entrypoints.step_entrypoint_configuration import (
+    DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND,
+)
 
-ENTRYPOINT_MODULE = "stepwire.entrypoints.step_entrypoint"
+ENTRYPOINT_MODULE = DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND[-1]
 REDACTED = "<redacted: sensitive>"
 UNREACHABLE_PLACEHOLDER = "e30="  # base64 of `{}`: stands in for a value that cannot be fetched
 
@@ -237,7 +241,7 @@ def summarise_pipeline(pipeline_json: str) -> dict[str, Any]:
     summary["parameters"] = {
         key: _parameter_value(value)
         for key, value in node.get("parameters", {}).get("parameters", {}).items()
-        if not key.startswith("stepwire-")
+        if not key.startswith(INTERNAL_EXECUTION_PARAMETER_PREFIX)
     }
     executors = (
         as_dict.get("deploymentConfig", {}).get("executorSpecs", {}).get(summary["node"], {})

@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING
 
 from stepwire import constants, source_utils
 from stepwire.entrypoints.codec import RUN_NAME_OPTION, ArgumentError, ErrorKind
-from stepwire.entrypoints.step_entrypoint_configuration import StepEntrypointConfiguration
+from stepwire.entrypoints.step_entrypoint_configuration import (
+    DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND,
+    StepEntrypointConfiguration,
+)
 from stepwire.metadata_store import SQLiteMetadataStore
 from stepwire.orchestrators.base_orchestrator import BaseOrchestrator, RuntimeConfiguration
 from stepwire.orchestrators.progress import PipelineRunFailedError, ProgressReporter, RunSummary
@@ -50,7 +53,7 @@ class SubprocessEntrypointConfiguration(StepEntrypointConfiguration):
         Returns:
             The command.
         """
-        return [sys.executable, "-m", "stepwire.entrypoints.step_entrypoint"]
+        return [sys.executable, *DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND[1:]]
 
     def get_run_name(self, pipeline_name: str) -> str:
         """Reads the run name from ``--run_name``.
