@@ -20,6 +20,15 @@ seconds between attempts.
 
 :class:`GuardedMetadata` is TFX's ``metadata.Metadata`` with that store behind
 ``m.store``, for TFX's portable launcher (``with mlmd_connection as m: m.store...``).
+
+Listings are made complete too. ML Metadata 1.17 pages a listing ordered by a time
+(``get_executions_by_context`` by default: newest first, 100 a page) with a token
+that assumes ids grow with that time; when they do not (concurrent writers), the
+row sitting across a page boundary is silently dropped. :func:`list_all` pages such
+a listing by id instead, which is exact, and sorts the result as asked; the
+guarded store routes the listing methods (:data:`LISTING_METHODS`) through it, so
+TFX's calls through ``m.store`` (cache lookup, input resolution, the launcher's
+execution lookup) get every row.
 """
 
 from __future__ import annotations
@@ -27,6 +36,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import importlib.metadata
+import inspect
+import logging
 import os
 import random
 import threading
@@ -44,6 +56,16 @@ from stepwire import _protos
 from stepwire.exceptions import InfrastructureError
 
 _T = TypeVar("_T")
+
+logger = logging.getLogger(__name__)
+
+TFX_VERSION_WRITTEN_FOR = "1.21.0"
+"""The ml-pipelines-sdk release whose private ``Metadata`` attributes this guard writes.
+
+:class:`GuardedMetadata` sets ``_store``, ``_users`` and ``_connection_config`` of
+``tfx.orchestration.metadata.Metadata`` (see tests/concurrency/test_mlmd_guard_pins.py);
+another release may rename them, hence a warning when the installed one differs.
+"""
 
 LOCK_SUFFIX = ".lock"
 """The lock file is the SQLite file's path with this suffix."""
@@ -242,12 +264,86 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+LISTING_METHODS = frozenset(
+    {
+        "get_artifacts",
+        "get_artifacts_by_context",
+        "get_contexts",
+        "get_executions",
+        "get_executions_by_context",
+    }
+)
+"""The ``MetadataStore`` methods that page their results (they take ``list_options``)."""
+
+# What ML Metadata 1.17 orders by when the caller passes no list options (the other
+# listings send no options then, and the server answers in one unpaged response).
+_DEFAULT_ORDER: dict[str, tuple[metadata_store.OrderByField, bool]] = {
+    "get_executions_by_context": (metadata_store.OrderByField.CREATE_TIME, False),
+}
+
+_TIME_FIELDS = {
+    metadata_store.OrderByField.CREATE_TIME: "create_time_since_epoch",
+    metadata_store.OrderByField.UPDATE_TIME: "last_update_time_since_epoch",
+}
+
+
+def list_all(store: Any, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+    """Calls one of :data:`LISTING_METHODS` so that it returns every matching row.
+
+    A listing ordered by create or update time (asked for, or the default of
+    ``get_executions_by_context``) that may span several pages is fetched in id
+    order, the one order ML Metadata pages correctly, and sorted here by
+    ``(time, id)`` in the direction asked, which is how ML Metadata breaks ties;
+    a ``limit`` is applied after sorting. Listings ordered by id, or with no order
+    (the server then uses id), and time-ordered ones that fit one page (a ``limit``
+    of at most 100) are passed on unchanged.
+
+    Args:
+        store: An ``ml_metadata.MetadataStore`` or a :class:`GuardedMetadataStore`.
+        method: The name of the listing method, e.g. ``"get_executions_by_context"``.
+        *args: Its positional arguments, as ``MetadataStore`` declares them.
+        **kwargs: Its keyword arguments, ``list_options`` included.
+
+    Returns:
+        The rows, in the order the call asked for (newest first by default for
+        ``get_executions_by_context``).
+
+    Raises:
+        ValueError: If ``method`` is not a listing method.
+    """
+    if method not in LISTING_METHODS:
+        raise ValueError(f"{method} is not a paged ML Metadata listing")
+    bound = inspect.signature(getattr(metadata_store.MetadataStore, method)).bind(
+        store, *args, **kwargs
+    )
+    requested = bound.arguments.get("list_options")
+    if requested is None:
+        if method not in _DEFAULT_ORDER:
+            return list(getattr(store, method)(*bound.args[1:], **bound.kwargs))
+        (order_by, is_asc), limit, filter_query = _DEFAULT_ORDER[method], None, None
+    else:
+        order_by, is_asc = requested.order_by, requested.is_asc
+        limit, filter_query = requested.limit, requested.filter_query
+    field = _TIME_FIELDS.get(order_by) if order_by is not None else None
+    if field is None or (limit and limit <= metadata_store.MAX_NUM_RESULT):
+        return list(getattr(store, method)(*bound.args[1:], **bound.kwargs))
+    bound.arguments["list_options"] = metadata_store.ListOptions(
+        order_by=metadata_store.OrderByField.ID, is_asc=True, filter_query=filter_query
+    )
+    rows = list(getattr(store, method)(*bound.args[1:], **bound.kwargs))
+    rows.sort(key=lambda row: (getattr(row, field), row.id), reverse=not is_asc)
+    return rows[:limit] if limit else rows
+
+
 class GuardedMetadataStore:
     """``ml_metadata.MetadataStore`` with a cross-process lock (SQLite) and retries.
 
     Every public method of ``MetadataStore`` is available with the same signature.
     Non-transient errors (``NotFoundError``, ``AlreadyExistsError``, ...) pass
-    through unchanged, so TFX's handling of them still works.
+    through unchanged, so TFX's handling of them still works. The listing methods
+    (:data:`LISTING_METHODS`) go through :func:`list_all` and so return every row;
+    all pages of one listing are read in one turn of the lock, and a retry reads
+    them again from the start.
     """
 
     def __init__(self, config: Any, policy: RetryPolicy = DEFAULT_POLICY) -> None:
@@ -318,6 +414,14 @@ class GuardedMetadataStore:
             # A property (or something unknown): read it from a live store.
             return self._call(name, lambda store: getattr(store, name))
 
+        if name in LISTING_METHODS:
+
+            @functools.wraps(attribute)
+            def listed(*args: Any, **kwargs: Any) -> Any:
+                return self._call(name, lambda store: list_all(store, name, *args, **kwargs))
+
+            return listed
+
         @functools.wraps(attribute)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             return self._call(name, lambda store: getattr(store, name)(*args, **kwargs))
@@ -340,6 +444,7 @@ class GuardedMetadata(metadata.Metadata):
             connection_config: An ML Metadata connection configuration.
             policy: How failing calls are retried.
         """
+        warn_if_tfx_differs()
         super().__init__(connection_config)
         self._policy = policy
         self._guarded: GuardedMetadataStore | None = None
@@ -358,6 +463,47 @@ class GuardedMetadata(metadata.Metadata):
             self._store = self._guarded  # type: ignore[assignment]
             self._users += 1
         return self
+
+
+_tfx_checked = False
+
+
+def installed_tfx_version() -> str | None:
+    """The installed ml-pipelines-sdk (or full tfx) release.
+
+    Returns:
+        Its version, or None if neither distribution is installed.
+    """
+    for distribution in ("ml-pipelines-sdk", "tfx"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return importlib.metadata.version(distribution)
+    return None
+
+
+def warn_if_tfx_differs() -> bool:
+    """Logs one warning per process if TFX is not the release the guard was written for.
+
+    A warning, not an error: a patch release rarely renames private attributes,
+    and tests/concurrency/test_mlmd_guard_pins.py says precisely what changed.
+
+    Returns:
+        True if this call logged the warning.
+    """
+    global _tfx_checked  # noqa: PLW0603 - once per process
+    if _tfx_checked:
+        return False
+    _tfx_checked = True
+    installed = installed_tfx_version()
+    if installed == TFX_VERSION_WRITTEN_FOR:
+        return False
+    logger.warning(
+        "stepwire.mlmd_guard was written for ml-pipelines-sdk %s but %s is installed; "
+        "it sets private attributes of tfx.orchestration.metadata.Metadata "
+        "(run tests/concurrency/test_mlmd_guard_pins.py)",
+        TFX_VERSION_WRITTEN_FOR,
+        installed or "none",
+    )
+    return True
 
 
 def _describe(config: Any) -> str:

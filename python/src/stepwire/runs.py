@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stepwire import _protos
+from stepwire.mlmd_guard import list_all
 
 _PIPELINE = "pipeline"
 _PIPELINE_RUN = "pipeline_run"
@@ -110,9 +111,16 @@ class RunReader:
         """Creates the reader.
 
         Args:
-            store: An ``ml_metadata.MetadataStore``.
+            store: An ``ml_metadata.MetadataStore`` or a
+                :class:`stepwire.mlmd_guard.GuardedMetadataStore`.
         """
         self._store = store
+
+    def _executions_of(self, context_id: int) -> list[Any]:
+        # Through list_all even on a raw store: ML Metadata's default listing (newest
+        # first, 100 a page) drops a row at a page boundary when ids and creation
+        # times disagree, i.e. a step of a run of more than 100 steps.
+        return list_all(self._store, "get_executions_by_context", context_id)
 
     def _context_type_names(self) -> dict[int, str]:
         return {t.id: t.name for t in self._store.get_context_types()}
@@ -159,8 +167,8 @@ class RunReader:
         node = self._store.get_context_by_type_and_name(_NODE, f"{pipeline}.{step}")
         if run is None or node is None:
             return None
-        in_run = {e.id for e in self._store.get_executions_by_context(run.id)}
-        executions = [e for e in self._store.get_executions_by_context(node.id) if e.id in in_run]
+        in_run = {e.id for e in self._executions_of(run.id)}
+        executions = [e for e in self._executions_of(node.id) if e.id in in_run]
         if not executions:
             return None
         latest = max(executions, key=lambda e: (e.last_update_time_since_epoch, e.id))
@@ -168,7 +176,7 @@ class RunReader:
 
     def _run(self, run_context: Any) -> RunRecord:
         type_names = self._context_type_names()
-        executions = self._store.get_executions_by_context(run_context.id)
+        executions = self._executions_of(run_context.id)
         pipeline = ""
         steps: list[StepRecord] = []
         for execution in executions:
