@@ -28,13 +28,21 @@ called first thing in the step process, therefore registers light stand-ins:
   instantiated, and ``sys.modules["tfx_bsl.arrow.sql_util"]`` is an empty module
   instead of a ``MagicMock``.
 
+All of this leans on TFX internals (module names, what they import, the launcher's
+operator registry), so it is only done for the ``ml-pipelines-sdk`` release it was
+written for, :data:`WRITTEN_FOR_TFX`: with any other version installed, or none found,
+:func:`install` installs nothing and logs one warning saying why.
+
 Nothing on disk is changed. Set ``STEPWIRE_FULL_TFX_IMPORTS=1`` to import TFX's
 real modules instead.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import re
 import sys
 import types
 from typing import TYPE_CHECKING, Any, NoReturn, cast
@@ -46,6 +54,19 @@ if TYPE_CHECKING:  # importlib.abc alone costs ~30 ms: the classes below are duc
 
 ENV_FULL_TFX_IMPORTS = "STEPWIRE_FULL_TFX_IMPORTS"
 """Environment variable that turns the stand-ins off (any value but empty or ``0``)."""
+
+TFX_DISTRIBUTION = "ml-pipelines-sdk"
+"""The distribution whose internals the stand-ins depend on."""
+
+WRITTEN_FOR_TFX = "1.21.0"
+"""The only :data:`TFX_DISTRIBUTION` version the stand-ins are installed for.
+
+Compared as an exact string: any other release may import, name or register its
+modules differently. Check the module docstring against the new release before
+changing it.
+"""
+
+_logger = logging.getLogger(__name__)
 
 _PORTABLE = "tfx.orchestration.portable"
 _LAUNCHER = f"{_PORTABLE}.launcher"
@@ -149,6 +170,11 @@ class _ScopedStandInFinder:
     def __init__(self, targets: dict[str, Callable[[], dict[str, types.ModuleType]]]) -> None:
         self._targets = dict(targets)
 
+    @property
+    def targets(self) -> frozenset[str]:
+        """The modules not imported through this finder yet."""
+        return frozenset(self._targets)
+
     def find_spec(
         self,
         fullname: str,
@@ -172,24 +198,118 @@ class _ScopedStandInFinder:
         return None
 
 
+def _normalize(name: str) -> str:
+    # The name key importlib.metadata files a distribution's metadata directory under.
+    return re.sub(r"[-_.]+", "-", name).lower().replace("-", "_")
+
+
+def _metadata_version(info_dir: str) -> str | None:
+    """The ``Version`` header of a metadata directory, as importlib.metadata reads it."""
+    for file_name in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(info_dir, file_name), encoding="utf-8") as metadata:
+                for line in metadata:  # The headers end at the first empty line.
+                    if not line.strip("\r\n"):
+                        break
+                    key, colon, value = line.partition(":")
+                    if colon and key.lower() == "version":
+                        # Stripped as importlib.metadata's email parser strips it.
+                        return value.lstrip(" \t").rstrip("\r\n")
+            return None
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+            continue
+    return None
+
+
+def _version_on_sys_path(distribution: str) -> str | None:
+    """The version importlib.metadata would find for ``distribution``, when it is plain.
+
+    Plain is the usual layout: the first ``<name>-<version>.dist-info`` (or
+    ``.egg-info``) directory in the first directory on ``sys.path`` that has one,
+    with a ``METADATA`` (``PKG-INFO``) file. For anything else (a zip or an ``.egg``
+    on ``sys.path``, an egg-info file, no metadata found) it returns None.
+    """
+    wanted = _normalize(distribution)
+    for entry in sys.path:
+        if not isinstance(entry, str) or entry.lower().endswith(".egg"):
+            return None
+        root = entry or "."
+        try:
+            children = os.listdir(root)
+        except FileNotFoundError:  # E.g. pythonXY.zip, which is usually absent.
+            continue
+        except OSError:  # A zip archive, or unreadable: importlib.metadata knows better.
+            return None
+        for child in children:
+            low = child.lower()
+            name = low.rpartition(".")[0].partition("-")[0]
+            if low.endswith((".dist-info", ".egg-info")) and _normalize(name) == wanted:
+                return _metadata_version(os.path.join(root, child))
+    return None
+
+
+def _installed_version(distribution: str) -> str | None:
+    """The installed version of ``distribution``, or None if it is not installed."""
+    # importlib.metadata is the authority, but importing it costs ~55 ms (email,
+    # zipfile, ...; ~20 ms of it on top of what TFX imports anyway), a sizeable part of
+    # what the stand-ins save. The usual layout is therefore read directly, in the
+    # same order, and importlib.metadata only asked when that finds nothing.
+    version = _version_on_sys_path(distribution)
+    if version is not None:
+        return version
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(distribution) or None
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# Cached: one lookup per process, and one warning however often it is asked.
+@functools.cache
+def _version_mismatch() -> str | None:
+    """Why the stand-ins do not fit the installed TFX, or None if they do."""
+    version = _installed_version(TFX_DISTRIBUTION)
+    if version == WRITTEN_FOR_TFX:  # Exact: "1.21" or "1.21.0.post1" is another release.
+        return None
+    # repr: shows stray blanks, and keeps the warning on one line whatever the metadata.
+    found = "none is installed" if version is None else f"{version!r} is installed"
+    reason = (
+        f"stepwire imports TFX in full, without its import stand-ins (start-up ~0.4 s "
+        f"slower): they were written for {TFX_DISTRIBUTION} {WRITTEN_FOR_TFX!r} but "
+        f"{found}. Set {ENV_FULL_TFX_IMPORTS}=1 to silence this warning."
+    )
+    _logger.warning(reason)
+    return reason
+
+
 def enabled() -> bool:
     """Whether the stand-ins should be installed in this process.
 
+    The first call that gets past ``STEPWIRE_FULL_TFX_IMPORTS`` looks up the
+    installed ``ml-pipelines-sdk`` version and, if it is not
+    :data:`WRITTEN_FOR_TFX`, logs one warning; later calls reuse the answer.
+
     Returns:
-        False when ``STEPWIRE_FULL_TFX_IMPORTS`` asks for the real modules.
+        False when ``STEPWIRE_FULL_TFX_IMPORTS`` asks for the real modules, or when
+        the installed ``ml-pipelines-sdk`` is not :data:`WRITTEN_FOR_TFX`.
     """
-    return os.environ.get(ENV_FULL_TFX_IMPORTS, "") in ("", "0")
+    if os.environ.get(ENV_FULL_TFX_IMPORTS, "") not in ("", "0"):
+        return False
+    return _version_mismatch() is None
 
 
 def install() -> list[str]:
-    """Installs the stand-ins; a no-op if TFX's launcher is already imported or if turned off.
+    """Installs the stand-ins, unless TFX's launcher is already imported or they are off.
 
-    Call it first thing in a step process, before anything imports TFX.
+    Call it first thing in a step process, before anything imports TFX. Calling it
+    again installs nothing more.
 
     Returns:
-        The modules that were replaced by stand-ins or will be imported with them.
+        The modules this call replaced by stand-ins or set up to be imported with
+        them; empty when it installed nothing.
     """
-    if not enabled() or _LAUNCHER in sys.modules:
+    if _LAUNCHER in sys.modules or not enabled():
         return []
     installed = []
     operators = {
@@ -200,10 +320,17 @@ def install() -> list[str]:
         if name not in sys.modules:
             sys.modules[name] = _operator_module(name, class_name, needs)
             installed.append(name)
+    # An earlier install() may have set up a module that is not imported yet.
+    pending = {
+        name
+        for finder in sys.meta_path
+        if isinstance(finder, _ScopedStandInFinder)
+        for name in finder.targets
+    }
     scoped = {
         name: factory
         for name, factory in (("tfx", _unittest_mock), (_TELEMETRY, _googleapiclient_http))
-        if name not in sys.modules
+        if name not in sys.modules and name not in pending
     }
     if scoped:
         sys.meta_path.insert(0, _ScopedStandInFinder(scoped))
@@ -211,4 +338,12 @@ def install() -> list[str]:
     return installed
 
 
-__all__ = ["ENV_FULL_TFX_IMPORTS", "STAND_IN_MARK", "SkippedOperatorError", "enabled", "install"]
+__all__ = [
+    "ENV_FULL_TFX_IMPORTS",
+    "STAND_IN_MARK",
+    "TFX_DISTRIBUTION",
+    "WRITTEN_FOR_TFX",
+    "SkippedOperatorError",
+    "enabled",
+    "install",
+]
