@@ -15,6 +15,7 @@ from types import ModuleType
 
 import pytest
 
+from stepwire import codec_runtime
 from stepwire_codegen.generate import Target, render_files, write_tree
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,6 +160,11 @@ def test_module_constants(demo: ModuleType) -> None:
     assert "The arguments of the demo tool." in demo.__doc__
     assert "A second paragraph" in demo.__doc__
     assert {k.value for k in demo.ErrorKind} >= {"missing_option", "needs_reference_store"}
+    # The contract-independent part is the hand-written runtime, shared by every codec.
+    assert demo.ErrorKind is codec_runtime.ErrorKind
+    assert demo.ArgumentError is codec_runtime.ArgumentError
+    assert demo.scan is codec_runtime.scan
+    assert demo.parse_custom_arguments is codec_runtime.parse_custom_arguments
 
 
 def test_round_trip_sensitive_by_reference(demo: ModuleType) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,57 @@ def test_expected_files(files: dict[str, str]) -> None:
     assert "DO NOT EDIT" in codec.splitlines()[2]
     assert "from stepwire._gen.entrypoint.v1.entrypoint_pb2 import EntrypointArgs" in codec
     assert "from stepwire.entrypoint" not in files["entrypoint/v1/entrypoint_pb2.py"]
+
+
+def test_codec_holds_only_what_the_contract_decides(files: dict[str, str]) -> None:
+    # The contract-independent rules are hand-written in stepwire.codec_runtime;
+    # the generated codec imports them and keeps the option table and the
+    # unrolled encode/decode.
+    codec = files["entrypoint/v1/entrypoint_args_codec.py"]
+    assert "import stepwire.codec_runtime as _rt\n" in codec
+    tree = ast.parse(codec)
+    imported = {
+        alias.name.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    } | {
+        node.module.split(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert imported == {
+        "__future__",
+        "argparse",
+        "collections",
+        "dataclasses",
+        "typing",
+        "stepwire",
+    }
+    defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    assert defined == {
+        "Thresholds",
+        "DecodedArgs",
+        "check_custom_options",
+        "encode",
+        "decode",
+        "as_dict",
+        "add_arguments",
+    }
+    # One unrolled block per field, in field-number order, each read once.
+    decode = codec[codec.index("def decode(") : codec.index("def as_dict(")]
+    reads = re.findall(r'(?:_rt\.required_value\(values, |    if )"(\w+)"(?:\)| in values)', decode)
+    assert reads == [
+        "entrypoint_config_source",
+        "main_module_source",
+        "step_source",
+        "pipeline_json",
+        "input_artifact_sources",
+        "materializer_sources",
+        "contract_version",
+        "run_name",
+    ]
+    assert len(codec.splitlines()) < 500
 
 
 def test_python_files_parse(files: dict[str, str]) -> None:

@@ -156,6 +156,52 @@ def test_real_contract_error_kinds(real: Contract) -> None:
     assert "ERROR_KIND_UNSPECIFIED" not in {k.name for k in kinds}
 
 
+def test_real_contract_encodings(real: Contract) -> None:
+    assert real.options_file == "stepwire/entrypoint/v1/options.proto"
+    assert [(e.name, e.number, e.value) for e in real.encodings] == [
+        ("PLAIN", 1, "plain"),
+        ("DECIMAL", 2, "decimal"),
+        ("BASE64_JSON", 3, "base64_json"),
+    ]
+    assert real.encodings[0].doc.startswith("The value's UTF-8 text as it is.")
+    assert [e.value for e in real.encodings] == [e.value for e in Encoding]
+
+
+def test_encodings_are_matched_by_name(contract_root: Path) -> None:
+    # Renumbered in options.proto: the model follows the names, not the numbers.
+    options = contract_root / "stepwire/entrypoint/v1/options.proto"
+    text = options.read_text("utf-8")
+    text = text.replace("ENCODING_PLAIN = 1;", "ENCODING_PLAIN = 9;")
+    options.write_text(text.replace("ENCODING_DECIMAL = 2;", "ENCODING_DECIMAL = 1;"), "utf-8")
+    contract = build(
+        contract_root,
+        message(
+            plain("a", 1),
+            field("optional uint32 n", 2, flag="n", encoding="ENCODING_DECIMAL", required=False),
+        ),
+    )
+    assert [f.encoding for f in contract.messages[0].fields] == [Encoding.PLAIN, Encoding.DECIMAL]
+    assert [(e.name, e.number) for e in contract.encodings] == [
+        ("DECIMAL", 1),
+        ("BASE64_JSON", 3),
+        ("PLAIN", 9),
+    ]
+
+
+def test_encoding_without_template(contract_root: Path) -> None:
+    options = contract_root / "stepwire/entrypoint/v1/options.proto"
+    text = options.read_text("utf-8")
+    options.write_text(
+        text.replace("ENCODING_BASE64_JSON = 3;", "ENCODING_BASE64_JSON = 3;\n  ENCODING_HEX = 4;"),
+        "utf-8",
+    )
+    text = refusal(
+        contract_root,
+        message(field("string a", 1, flag="a", encoding="ENCODING_HEX", required=True)),
+    )
+    assert text == f"{DEMO}: Demo.a: unknown encoding number 4"
+
+
 def test_python_module_of() -> None:
     assert python_module_of("stepwire/entrypoint/v1/x.proto", "stepwire") == "entrypoint.v1.x_pb2"
     assert python_module_of("other/v1/x.proto", "stepwire") == "other.v1.x_pb2"

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import ast
+import re
+from types import SimpleNamespace
 
 import jinja2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stepwire_codegen.errors import ContractError
+from stepwire_codegen.model import Encoding, Kind
 from stepwire_codegen.render import environment
 
 ENV = environment()
@@ -97,5 +101,42 @@ def test_environment_is_strict_and_keeps_bytes() -> None:
 
 def test_templates_load() -> None:
     names = set(ENV.list_templates())
-    assert {"codec.py.j2", "__init__.py.j2", "_header.j2", "_plain.j2"} <= names
-    assert {"_decimal.j2", "_base64_json.j2"} <= names
+    assert {"codec.py.j2", "__init__.py.j2", "_header.j2"} <= names
+    assert {member.template for member in (*Encoding, *Kind)} <= names
+
+
+def _macros(name: str) -> set[str]:
+    assert ENV.loader is not None
+    source = ENV.loader.get_source(ENV, name)[0]
+    return {node.name for node in ENV.parse(source).find_all(jinja2.nodes.Macro)}
+
+
+@pytest.mark.parametrize(
+    ("family", "macros"),
+    [(Encoding, {"encode", "decode"}), (Kind, {"is_set", "python_value", "json_out", "json_in"})],
+)
+def test_one_macro_file_per_value_with_the_same_macros(
+    family: type[Encoding] | type[Kind], macros: set[str]
+) -> None:
+    for member in family:
+        assert _macros(member.template) == macros, member
+
+
+def test_no_template_branches_on_a_kind_or_an_encoding() -> None:
+    # Dispatch goes through the macro file the model names, never an if/elif.
+    branch = re.compile(r"\{%-?\s*(?:el)?if\b[^%]*\b(?:kind|encoding)\b")
+    for name in ENV.list_templates():
+        assert ENV.loader is not None
+        source = ENV.loader.get_source(ENV, name)[0]
+        assert not branch.search(source), name
+        assert ".value ==" not in source, name
+
+
+@pytest.mark.parametrize("macro", ["json_out", "json_in"])
+def test_uint32_has_no_json_form(macro: str) -> None:
+    field = SimpleNamespace(name="count", flag="count")
+    template = ENV.from_string(
+        f'{{% import "{Kind.UINT32.template}" as kind %}}{{{{ kind.{macro}(f) }}}}'
+    )
+    with pytest.raises(ContractError, match="count: a uint32 field has no JSON form"):
+        template.render(f=field)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from stepwire_codegen.errors import ContractError
 from stepwire_codegen.generate import Target, diff_tree, render_files, write_tree
+from stepwire_codegen.runtime import DEFAULT_RUNTIME
 
 FIX_COMMAND = "nox -s regenerate"
 
@@ -26,9 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="output root (replaced entirely)")
     parser.add_argument("--package", default="stepwire._gen", help="Python package of OUT")
     parser.add_argument("--proto-prefix", default="stepwire", help="proto path prefix to drop")
+    parser.add_argument(
+        "--runtime", default=DEFAULT_RUNTIME, help="module the codecs import their runtime from"
+    )
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     options = parser.parse_args(argv)
-    target = Target(options.contract, options.proto_prefix, options.package)
+    target = Target(options.contract, options.proto_prefix, options.package, options.runtime)
     try:
         files = render_files(target)
     except ContractError as exc:

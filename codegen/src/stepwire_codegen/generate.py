@@ -13,6 +13,7 @@ from stepwire_codegen.errors import ContractError
 from stepwire_codegen.model import Contract, build_model
 from stepwire_codegen.protoc import run_protoc
 from stepwire_codegen.render import environment
+from stepwire_codegen.runtime import DEFAULT_RUNTIME, check_runtime
 
 
 @dataclass(frozen=True)
@@ -24,11 +25,14 @@ class Target:
         proto_prefix: Leading path component of the proto files that is dropped
             in the output tree (``stepwire`` for ``stepwire/entrypoint/v1/...``).
         package: Python package the output tree is importable as.
+        runtime: Module the generated codecs import their contract-independent
+            code from; its enums are checked against the contract.
     """
 
     contract_root: Path
     proto_prefix: str
     package: str
+    runtime: str = DEFAULT_RUNTIME
 
 
 def find_protos(contract_root: Path) -> list[str]:
@@ -86,17 +90,21 @@ def render_files(target: Target) -> dict[str, str]:
         File contents keyed by their path relative to the output root.
 
     Raises:
-        ContractError: If the contract breaks a rule.
+        ContractError: If the contract breaks a rule, or the runtime's copies of
+            its enums differ from it.
     """
     protos = find_protos(target.contract_root)
     compiled = run_protoc(target.contract_root, protos)
     contract: Contract = build_model(compiled.descriptor_set, tuple(protos), target.proto_prefix)
+    if contract.messages:
+        # Only a codec imports the runtime; without one there is nothing to match.
+        check_runtime(contract, target.runtime)
     env = environment()
     env.globals.update(
         generator_version=__version__,
         protoc_version=metadata.version("grpcio-tools"),
         package=target.package,
-        error_kinds=contract.error_kinds,
+        runtime=target.runtime,
     )
     modules = {
         name.removesuffix(".py").replace("/", "."): target.package

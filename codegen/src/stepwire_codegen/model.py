@@ -26,6 +26,8 @@ _MESSAGE_EXTENSION = f"{OPTIONS_PACKAGE}.message"
 VERSION_FLAG = "contract_version"
 """A DECIMAL option with this flag carries the contract version of the argv."""
 _ERROR_KIND_ENUM = "ErrorKind"
+_ENCODING_ENUM = "Encoding"
+_ENCODING_PREFIX = "ENCODING_"
 _FLAG_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 # SourceCodeInfo path components (descriptor.proto field numbers).
@@ -38,11 +40,20 @@ _F = descriptor_pb2.FieldDescriptorProto
 
 
 class Encoding(enum.Enum):
-    """Encodings of ``options.proto``; the value is the template that renders it."""
+    """Encodings of ``options.proto`` that the generator has a template for.
+
+    Each is matched to the contract's ``Encoding`` value of the same name
+    (``ENCODING_PLAIN`` is ``PLAIN``), never to a number.
+    """
 
     PLAIN = "plain"
     DECIMAL = "decimal"
     BASE64_JSON = "base64_json"
+
+    @property
+    def template(self) -> str:
+        """The macro file that encodes and decodes a value of this encoding."""
+        return f"_encoding_{self.value}.j2"
 
 
 class Kind(enum.Enum):
@@ -51,6 +62,11 @@ class Kind(enum.Enum):
     STRING = "string"
     UINT32 = "uint32"
     STRING_MAP = "string_map"
+
+    @property
+    def template(self) -> str:
+        """The macro file that reads and writes a field of this shape on the message."""
+        return f"_kind_{self.value}.j2"
 
 
 @dataclass(frozen=True)
@@ -136,11 +152,12 @@ class Message:
 
 
 @dataclass(frozen=True)
-class ErrorKindValue:
-    """One value of the contract's ``ErrorKind`` enum.
+class EnumValue:
+    """One value of an enum of ``options.proto`` (``ErrorKind``, ``Encoding``).
 
     Attributes:
-        name: The enum value name, e.g. ``MISSING_OPTION``.
+        name: The value's name without the enum's prefix, e.g. ``MISSING_OPTION``
+            or ``PLAIN`` (for ``ENCODING_PLAIN``): the member name in the runtime.
         number: Its number.
         doc: Its comment.
     """
@@ -151,7 +168,7 @@ class ErrorKindValue:
 
     @property
     def value(self) -> str:
-        """The lower-case name that errors carry, e.g. ``missing_option``."""
+        """The lower-case name, e.g. ``missing_option``: the member value in the runtime."""
         return self.name.lower()
 
 
@@ -163,11 +180,15 @@ class Contract:
         proto_files: The compiled proto files of the contract, sorted.
         messages: The entrypoint messages.
         error_kinds: The error kinds of ``options.proto``, unspecified excluded.
+        encodings: The encodings of ``options.proto``, unspecified excluded.
+        options_file: The proto file that defines those enums.
     """
 
     proto_files: tuple[str, ...]
     messages: tuple[Message, ...]
-    error_kinds: tuple[ErrorKindValue, ...]
+    error_kinds: tuple[EnumValue, ...]
+    encodings: tuple[EnumValue, ...] = ()
+    options_file: str = ""
 
 
 def _snake(name: str) -> str:
@@ -267,7 +288,6 @@ def _kind(
     return None
 
 
-_ENCODING_BY_NUMBER = {1: Encoding.PLAIN, 2: Encoding.DECIMAL, 3: Encoding.BASE64_JSON}
 _ENCODINGS_BY_KIND = {
     Kind.STRING: {Encoding.PLAIN, Encoding.BASE64_JSON},
     Kind.UINT32: {Encoding.DECIMAL},
@@ -281,6 +301,8 @@ def _build_field(
     proto: descriptor_pb2.FieldDescriptorProto,
     options: _ProtoMessage | None,
     doc: str,
+    *,
+    encodings: dict[int, Encoding],
 ) -> Field:
     at = f"{where}.{proto.name}"
     if options is None:
@@ -297,7 +319,7 @@ def _build_field(
     if not _FLAG_PATTERN.match(flag):
         raise ContractError(f"{at}: flag {flag!r} must match {_FLAG_PATTERN.pattern}")
     encoding_number: int = getattr(options, "encoding")  # noqa: B009
-    encoding = _ENCODING_BY_NUMBER.get(encoding_number)
+    encoding = encodings.get(encoding_number)
     if encoding is None:
         raise ContractError(f"{at}: unknown encoding number {encoding_number}")
     if encoding not in _ENCODINGS_BY_KIND[kind]:
@@ -343,6 +365,33 @@ def _int_option(at: str, options: _ProtoMessage, name: str) -> int:
     return value
 
 
+def _enum_values(
+    file_proto: descriptor_pb2.FileDescriptorProto, enum_name: str, prefix: str
+) -> tuple[EnumValue, ...] | None:
+    comments = _comments(file_proto)
+    for enum_index, enum_proto in enumerate(file_proto.enum_type):
+        if enum_proto.name == enum_name:
+            values = (
+                EnumValue(
+                    name=value.name.removeprefix(prefix),
+                    number=value.number,
+                    doc=comments.get((_ENUM_TYPE, enum_index, _ENUM_VALUE, value_index), ""),
+                )
+                for value_index, value in enumerate(enum_proto.value)
+                if value.number != 0
+            )
+            # By number, not declaration order: the order the runtime's copy follows.
+            return tuple(sorted(values, key=lambda value: value.number))
+    return None
+
+
+def _template_encodings(values: tuple[EnumValue, ...]) -> dict[int, Encoding]:
+    # By name, so that the numbers are the contract's. A value the generator has
+    # no template for stays unmapped: a field using it is refused.
+    known = {encoding.name: encoding for encoding in Encoding}
+    return {value.number: known[value.name] for value in values if value.name in known}
+
+
 def build_model(
     descriptor_set: descriptor_pb2.FileDescriptorSet,
     proto_files: tuple[str, ...],
@@ -365,22 +414,21 @@ def build_model(
     """
     reader = _OptionReader(descriptor_set)
     messages: list[Message] = []
-    error_kinds: list[ErrorKindValue] = []
+    error_kinds: tuple[EnumValue, ...] = ()
+    encoding_values: tuple[EnumValue, ...] = ()
+    options_file = ""
+    # The enums first: fields are read with the contract's encoding numbers.
     for file_proto in descriptor_set.file:
-        if file_proto.package == OPTIONS_PACKAGE:
-            comments = _comments(file_proto)
-            for enum_index, enum_proto in enumerate(file_proto.enum_type):
-                if enum_proto.name != _ERROR_KIND_ENUM:
-                    continue
-                error_kinds.extend(
-                    ErrorKindValue(
-                        name=value.name,
-                        number=value.number,
-                        doc=comments.get((_ENUM_TYPE, enum_index, _ENUM_VALUE, value_index), ""),
-                    )
-                    for value_index, value in enumerate(enum_proto.value)
-                    if value.number != 0
-                )
+        if file_proto.package != OPTIONS_PACKAGE:
+            continue
+        kinds = _enum_values(file_proto, _ERROR_KIND_ENUM, "")
+        encodings = _enum_values(file_proto, _ENCODING_ENUM, _ENCODING_PREFIX)
+        if kinds is not None or encodings is not None:
+            options_file = file_proto.name
+        error_kinds = kinds if kinds is not None else error_kinds
+        encoding_values = encodings if encodings is not None else encoding_values
+    encoding_by_number = _template_encodings(encoding_values)
+    for file_proto in descriptor_set.file:
         if file_proto.name not in proto_files:
             continue
         comments = _comments(file_proto)
@@ -402,6 +450,7 @@ def build_model(
                     field,
                     field_options[field_index],
                     comments.get((_MESSAGE_TYPE, index, _MESSAGE_FIELD, field_index), ""),
+                    encodings=encoding_by_number,
                 )
                 for field_index, field in enumerate(message.field)
             )
@@ -439,5 +488,7 @@ def build_model(
     return Contract(
         proto_files=tuple(sorted(proto_files)),
         messages=tuple(messages),
-        error_kinds=tuple(error_kinds),
+        error_kinds=error_kinds,
+        encodings=encoding_values,
+        options_file=options_file,
     )

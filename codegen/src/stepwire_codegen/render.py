@@ -6,6 +6,8 @@ from typing import Any
 
 import jinja2
 
+from stepwire_codegen.errors import ContractError
+
 
 def _pystr(value: str) -> str:
     """A Python string literal for ``value`` (double-quoted, escaped)."""
@@ -27,6 +29,11 @@ def _oneline(text: str) -> str:
     return _docstring(" ".join(text.split()))
 
 
+def _fail(message: str) -> str:
+    """Stops rendering: a template reached a case the model should have refused."""
+    raise ContractError(message)
+
+
 def environment() -> jinja2.Environment:
     """The generator's Jinja2 environment.
 
@@ -44,4 +51,5 @@ def environment() -> jinja2.Environment:
     )
     filters: dict[str, Any] = {"pystr": _pystr, "docstring": _docstring, "oneline": _oneline}
     env.filters.update(filters)
+    env.globals["fail"] = _fail
     return env

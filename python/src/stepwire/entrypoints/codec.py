@@ -1,7 +1,9 @@
 """The generated entrypoint codec, re-exported under a stable name.
 
 Everything the runtime knows about option names and encodings comes from here,
-that is from the contract through the code generator.
+that is from the contract through the code generator. The contract-independent
+rules (the scanner, the encodings, the errors) are in ``stepwire.codec_runtime``;
+the generated module re-exports them.
 """
 
 from stepwire._gen.entrypoint.v1.entrypoint_args_codec import (
@@ -27,6 +29,8 @@ from stepwire._gen.entrypoint.v1.entrypoint_args_codec import (
     check_custom_options,
     decode,
     encode,
+    parse_custom_arguments,
+    scan,
 )
 
 _FLAG_BY_FIELD = {option.field: option.flag for option in OPTIONS}
@@ -71,4 +75,6 @@ __all__ = [
     "check_custom_options",
     "decode",
     "encode",
+    "parse_custom_arguments",
+    "scan",
 ]

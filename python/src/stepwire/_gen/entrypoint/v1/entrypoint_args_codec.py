@@ -13,27 +13,36 @@ and must not reuse a flag of this message.
 Encoding rules: ``contract/README.md``. ``encode`` builds the one canonical argv
 of a message; ``decode`` reads any argv the spec accepts and raises
 ``ArgumentError`` (a ``ValueError``) for anything else, never another error.
+
+This module holds what the contract decides: the option table, the message's
+limits and the encoder and decoder unrolled field by field. The rules they call,
+the errors and the enums live in ``stepwire.codec_runtime``, re-exported here.
 """
 
 from __future__ import annotations
 
 import argparse as _argparse
-import base64 as _base64
-import binascii as _binascii
 import dataclasses as _dataclasses
-import enum as _enum
-import hashlib as _hashlib
-import json as _json
-import re as _re
-import zlib as _zlib
-from collections.abc import Callable as _Callable
 from collections.abc import Mapping as _Mapping
 from collections.abc import Sequence as _Sequence
 from typing import Any as _Any
-from typing import Protocol as _Protocol
 
-import rfc8785 as _rfc8785
-
+import stepwire.codec_runtime as _rt
+from stepwire.codec_runtime import (
+    COMPRESSED_PREFIX,
+    REFERENCE_PREFIX,
+    ArgumentError,
+    CodecError,
+    EncodeError,
+    Encoding,
+    ErrorKind,
+    Form,
+    OptionSpec,
+    ReferenceReader,
+    ReferenceStore,
+    parse_custom_arguments,
+    scan,
+)
 from stepwire._gen.entrypoint.v1.entrypoint_pb2 import EntrypointArgs
 
 __all__ = [
@@ -65,6 +74,8 @@ __all__ = [
     "check_custom_options",
     "decode",
     "encode",
+    "parse_custom_arguments",
+    "scan",
 ]
 
 CONTRACT_VERSION = 1
@@ -75,119 +86,6 @@ MAX_PAYLOAD_BYTES = 67108864
 
 MAX_JSON_DEPTH = 500
 """Deepest nesting of JSON objects and arrays a payload may have."""
-
-COMPRESSED_PREFIX = "zlib:"
-"""Prefix of the compressed form: ``zlib:`` + base64 of a zlib stream of the payload."""
-
-REFERENCE_PREFIX = "ref:sha256:"
-"""Prefix of the by-reference form: ``ref:sha256:<64 hex digits>:<uri>``."""
-
-
-class Encoding(_enum.Enum):
-    """How an option's value becomes the text of its argv element."""
-
-    PLAIN = "plain"
-    DECIMAL = "decimal"
-    BASE64_JSON = "base64_json"
-
-
-class Form(_enum.Enum):
-    """The form an ``ENCODING_BASE64_JSON`` value took on the command line."""
-
-    INLINE = "inline"
-    COMPRESSED = "compressed"
-    REFERENCE = "reference"
-
-
-class ErrorKind(_enum.Enum):
-    """Every way a command line or a message can be refused (``contract/README.md``)."""
-
-    MISSING_OPTION = "missing_option"
-    """A required option is absent."""
-    MISSING_VALUE = "missing_value"
-    """A known option is the last element, or is followed by another option."""
-    REPEATED_OPTION = "repeated_option"
-    """A known option appears more than once."""
-    UNEXPECTED_ARGUMENT = "unexpected_argument"
-    """An element that is neither an option nor the value of one."""
-    EMPTY_VALUE = "empty_value"
-    """A plain value is empty."""
-    BAD_VALUE = "bad_value"
-    """A value breaks its encoding's rules (a NUL character, a malformed decimal)."""
-    BAD_UTF8 = "bad_utf8"
-    """Text that is not valid UTF-8."""
-    BAD_BASE64 = "bad_base64"
-    """Not standard base64, or base64 with non-zero padding bits."""
-    BAD_JSON = "bad_json"
-    """Not JSON, JSON with duplicate keys or non-finite numbers, JSON nested deeper than `max_json_depth`, or JSON without a canonical form (a number that overflows a double, a lone surrogate)."""
-    WRONG_JSON_SHAPE = "wrong_json_shape"
-    """Valid JSON of the wrong shape (not an object, a map value not a string)."""
-    BAD_COMPRESSED = "bad_compressed"
-    """A compressed value that is not a complete zlib stream."""
-    PAYLOAD_TOO_LARGE = "payload_too_large"
-    """A payload larger than the message's `max_payload_bytes`."""
-    BAD_REFERENCE = "bad_reference"
-    """A by-reference value that does not follow `ref:sha256:<hex>:<uri>`."""
-    REFERENCE_UNAVAILABLE = "reference_unavailable"
-    """A by-reference value whose URI cannot be read, or no reader is configured."""
-    SHA256_MISMATCH = "sha256_mismatch"
-    """The referenced payload does not have the sha256 the reference names."""
-    UNSUPPORTED_CONTRACT_VERSION = "unsupported_contract_version"
-    """The command line is for a newer contract version than the runtime knows."""
-    BAD_CUSTOM_OPTION = "bad_custom_option"
-    """A custom option name that is not a valid option name."""
-    OPTION_CLASH = "option_clash"
-    """A custom option that reuses a flag of the contract."""
-    NEEDS_REFERENCE_STORE = "needs_reference_store"
-    """Encoding only: a value must go by reference and no store was given."""
-
-
-class CodecError(ValueError):
-    """Base of the codec's errors: one line for a person, a kind for a program.
-
-    Attributes:
-        kind: What was wrong.
-        flag: The option it concerns, if any.
-    """
-
-    def __init__(self, kind: ErrorKind, message: str, flag: str | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.flag = flag
-
-
-class ArgumentError(CodecError):
-    """A command line that the contract does not accept."""
-
-
-class EncodeError(CodecError):
-    """A message or custom option that cannot be turned into a valid command line."""
-
-
-@_dataclasses.dataclass(frozen=True)
-class OptionSpec:
-    """What the contract says about one option.
-
-    Attributes:
-        field: The proto field name.
-        flag: The option name, without ``--``.
-        encoding: How its value is encoded.
-        required: Whether a command line without it is invalid.
-        sensitive: Whether it travels only by reference (and is redacted).
-        late_bound: Whether the orchestrator fills it in at launch.
-        json_message: For JSON text, the protobuf message it holds.
-        help: The contract's description of the option.
-    """
-
-    field: str
-    flag: str
-    encoding: Encoding
-    required: bool
-    sensitive: bool
-    late_bound: bool
-    json_message: str
-    help: str
-
 
 OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
@@ -301,17 +199,6 @@ DEFAULT_THRESHOLDS = Thresholds()
 """The contract's thresholds; the canonical argv of a message uses these."""
 
 
-class ReferenceStore(_Protocol):
-    """Where the encoder puts values that take the by-reference form."""
-
-    def put(self, payload: bytes, sha256_hex: str) -> str:
-        """Stores a payload and returns the URI a reader will fetch it from."""
-
-
-ReferenceReader = _Callable[[str], bytes]
-"""Fetches the payload behind a by-reference URI."""
-
-
 @_dataclasses.dataclass(frozen=True)
 class DecodedArgs:
     """A decoded command line.
@@ -327,352 +214,6 @@ class DecodedArgs:
     forms: _Mapping[str, Form]
 
 
-# --------------------------------------------------------------------------- #
-# Shared rules of the encodings.
-
-_CUSTOM_OPTION = _re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-_DECIMAL = _re.compile(r"0|[1-9][0-9]*")
-_BASE64 = _re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?")
-_REFERENCE = _re.compile(r"ref:sha256:([0-9a-f]{64}):(.+)", _re.DOTALL)
-_UINT32_MAX = 2**32 - 1
-
-
-def _show(text: str, limit: int = 40) -> str:
-    """A short, printable rendering of user input for one-line messages."""
-    shown = repr(text[:limit])
-    return shown + ("..." if len(text) > limit else "")
-
-
-def _emit(argv: list[str], flag: str, value: str) -> None:
-    # A value that starts with "-" would read as an option in the two-element
-    # form; the joined form is the only unambiguous one for it.
-    if value.startswith("-"):
-        argv.append(f"--{flag}={value}")
-    else:
-        argv.extend((f"--{flag}", value))
-
-
-def _check_text(flag: str, value: str, error: type[CodecError]) -> None:
-    if "\x00" in value:
-        raise error(ErrorKind.BAD_VALUE, f"--{flag}: the value contains a NUL character", flag)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise error(ErrorKind.BAD_UTF8, f"--{flag}: the value is not valid UTF-8 text", flag) from None
-
-
-def _plain_out(flag: str, value: str) -> str:
-    if not value:
-        raise EncodeError(ErrorKind.EMPTY_VALUE, f"--{flag}: the value is empty", flag)
-    _check_text(flag, value, EncodeError)
-    return value
-
-
-def _plain_in(flag: str, raw: str) -> str:
-    if not raw:
-        raise ArgumentError(ErrorKind.EMPTY_VALUE, f"--{flag}: the value is empty", flag)
-    _check_text(flag, raw, ArgumentError)
-    return raw
-
-
-def _decimal_in(flag: str, raw: str) -> int:
-    # The length check comes first: int() refuses very long digit strings.
-    if len(raw) > 10 or not _DECIMAL.fullmatch(raw) or int(raw) > _UINT32_MAX:
-        raise ArgumentError(
-            ErrorKind.BAD_VALUE,
-            f"--{flag}: {_show(raw)} is not a decimal integer from 0 to {_UINT32_MAX}",
-            flag,
-        )
-    return int(raw)
-
-
-def _b64(data: bytes) -> str:
-    return _base64.b64encode(data).decode("ascii")
-
-
-def _unb64(flag: str, text: str) -> bytes:
-    if len(text) > MAX_PAYLOAD_BYTES * 4 // 3 + 4:
-        raise ArgumentError(
-            ErrorKind.PAYLOAD_TOO_LARGE,
-            f"--{flag}: the value is longer than {MAX_PAYLOAD_BYTES} bytes allow",
-            flag,
-        )
-    if not _BASE64.fullmatch(text):
-        raise ArgumentError(
-            ErrorKind.BAD_BASE64,
-            f"--{flag}: not standard base64 (A-Z a-z 0-9 + /, '=' padding): {_show(text)}",
-            flag,
-        )
-    padded = text + "=" * (-len(text) % 4)
-    try:
-        data = _base64.b64decode(padded, validate=True)
-    except _binascii.Error as exc:  # pragma: no cover - the pattern admits only valid text
-        raise ArgumentError(ErrorKind.BAD_BASE64, f"--{flag}: {exc}", flag) from None
-    if _b64(data) != padded:
-        raise ArgumentError(
-            ErrorKind.BAD_BASE64, f"--{flag}: base64 with non-zero padding bits", flag
-        )
-    return data
-
-
-def _canonical_json(flag: str, value: _Any, error: type[CodecError]) -> bytes:
-    try:
-        return _rfc8785.dumps(value)
-    except (_rfc8785.CanonicalizationError, UnicodeEncodeError, RecursionError, ValueError) as exc:
-        raise error(
-            ErrorKind.BAD_JSON, f"--{flag}: JSON without a canonical form ({exc})", flag
-        ) from None
-
-
-def _no_duplicates(pairs: list[tuple[str, _Any]]) -> dict[str, _Any]:
-    result: dict[str, _Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {_show(key)}")
-        result[key] = value
-    return result
-
-
-def _reject_constant(name: str) -> _Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-_SAFE_MAGNITUDE = 2**53
-
-
-def _int(text: str) -> int | float:
-    # RFC 8785 numbers are IEEE 754 doubles, as in JavaScript: an integer
-    # beyond 2^53 stands for the nearest double, so every implementation reads
-    # it (and writes its canonical text) alike. float() also avoids int()'s
-    # refusal of very long digit strings; an overflow to infinity is refused
-    # when the value is canonicalized.
-    if len(text.lstrip("-")) <= 15:
-        return int(text)
-    value = float(text)
-    return int(text) if abs(value) < _SAFE_MAGNITUDE else value
-
-
-def _check_depth(value: _Any) -> None:
-    # Iterative, so the check itself cannot run out of stack.
-    pending: list[tuple[_Any, int]] = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, (dict, list)):
-            if depth > MAX_JSON_DEPTH:
-                raise ValueError(f"objects and arrays nested deeper than {MAX_JSON_DEPTH}")
-            children = item.values() if isinstance(item, dict) else item
-            pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-
-
-def _parse_json(text: str) -> _Any:
-    value = _json.loads(
-        text,
-        object_pairs_hook=_no_duplicates,
-        parse_constant=_reject_constant,
-        parse_int=_int,
-    )
-    _check_depth(value)
-    return value
-
-
-def _string_map_out(flag: str, mapping: _Mapping[str, str]) -> dict[str, str]:
-    for text in (*mapping, *mapping.values()):
-        if "\x00" in text:
-            raise EncodeError(ErrorKind.BAD_VALUE, f"--{flag}: a string holds a NUL character", flag)
-    return dict(mapping)
-
-
-def _json_object_out(flag: str, text: str) -> object:
-    try:
-        value = _parse_json(text)
-    except (ValueError, RecursionError) as exc:
-        raise EncodeError(ErrorKind.BAD_JSON, f"--{flag}: the value is not JSON ({exc})", flag) from None
-    if not isinstance(value, dict):
-        raise EncodeError(ErrorKind.WRONG_JSON_SHAPE, f"--{flag}: the JSON is not an object", flag)
-    return value
-
-
-def _json_in(flag: str, payload: bytes) -> _Any:
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ArgumentError(ErrorKind.BAD_UTF8, f"--{flag}: the payload is not UTF-8", flag) from None
-    try:
-        return _parse_json(text)
-    except (ValueError, RecursionError) as exc:
-        raise ArgumentError(ErrorKind.BAD_JSON, f"--{flag}: the payload is not JSON ({exc})", flag) from None
-
-
-def _object_in(flag: str, value: _Any) -> dict[str, _Any]:
-    if not isinstance(value, dict):
-        raise ArgumentError(
-            ErrorKind.WRONG_JSON_SHAPE,
-            f"--{flag}: expected a JSON object, got {type(value).__name__}",
-            flag,
-        )
-    return value
-
-
-def _string_map_in(flag: str, value: _Any) -> dict[str, str]:
-    mapping = _object_in(flag, value)
-    for key, item in mapping.items():
-        if not isinstance(item, str):
-            raise ArgumentError(
-                ErrorKind.WRONG_JSON_SHAPE,
-                f"--{flag}: the value of key {_show(key)} is {type(item).__name__}, not a string",
-                flag,
-            )
-    # JSON text may hold escapes (\u0000, lone surrogates) that a protobuf
-    # string cannot; refuse them here rather than fail deep in protobuf.
-    _canonical_json(flag, mapping, ArgumentError)
-    for text in (*mapping, *mapping.values()):
-        if "\x00" in text:
-            raise ArgumentError(ErrorKind.BAD_VALUE, f"--{flag}: a string holds a NUL character", flag)
-    return mapping
-
-
-def _pack(
-    flag: str,
-    payload: bytes,
-    *,
-    sensitive: bool,
-    store: ReferenceStore | None,
-    thresholds: Thresholds,
-) -> str:
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise EncodeError(
-            ErrorKind.PAYLOAD_TOO_LARGE,
-            f"--{flag}: {len(payload)} bytes exceed the contract's {MAX_PAYLOAD_BYTES}",
-            flag,
-        )
-    inline = _b64(payload)
-    element = inline
-    if not sensitive:
-        if len(inline) <= thresholds.compress_above_bytes:
-            return inline
-        compressed = COMPRESSED_PREFIX + _b64(_zlib.compress(payload, 9))
-        element = min(inline, compressed, key=len)
-        if len(element) <= thresholds.reference_above_bytes:
-            return element
-    if store is None:
-        reason = "it is sensitive" if sensitive else (
-            f"it is {len(element)} bytes even compressed, above {thresholds.reference_above_bytes}"
-        )
-        raise EncodeError(
-            ErrorKind.NEEDS_REFERENCE_STORE,
-            f"--{flag}: the value must go by reference ({reason}) but no reference store is set",
-            flag,
-        )
-    digest = _hashlib.sha256(payload).hexdigest()
-    uri = store.put(payload, digest)
-    if not uri or "\x00" in uri:
-        raise EncodeError(ErrorKind.BAD_REFERENCE, f"--{flag}: the store returned no usable URI", flag)
-    return f"{REFERENCE_PREFIX}{digest}:{uri}"
-
-
-def _inflate(flag: str, data: bytes) -> bytes:
-    inflater = _zlib.decompressobj()
-    try:
-        payload = inflater.decompress(data, MAX_PAYLOAD_BYTES + 1)
-    except _zlib.error as exc:
-        raise ArgumentError(ErrorKind.BAD_COMPRESSED, f"--{flag}: not a zlib stream ({exc})", flag) from None
-    if len(payload) > MAX_PAYLOAD_BYTES or inflater.unconsumed_tail:
-        raise ArgumentError(
-            ErrorKind.PAYLOAD_TOO_LARGE,
-            f"--{flag}: decompresses to more than {MAX_PAYLOAD_BYTES} bytes",
-            flag,
-        )
-    if not inflater.eof:
-        raise ArgumentError(ErrorKind.BAD_COMPRESSED, f"--{flag}: the zlib stream is truncated", flag)
-    if inflater.unused_data:
-        raise ArgumentError(
-            ErrorKind.BAD_COMPRESSED, f"--{flag}: bytes follow the end of the zlib stream", flag
-        )
-    return payload
-
-
-def _dereference(flag: str, raw: str, read_reference: ReferenceReader | None) -> bytes:
-    match = _REFERENCE.fullmatch(raw)
-    if match is None or "\x00" in raw:
-        raise ArgumentError(
-            ErrorKind.BAD_REFERENCE,
-            f"--{flag}: malformed reference, expected ref:sha256:<64 lowercase hex>:<uri>",
-            flag,
-        )
-    digest, uri = match.groups()
-    if read_reference is None:
-        raise ArgumentError(
-            ErrorKind.REFERENCE_UNAVAILABLE,
-            f"--{flag}: the value is a reference to {_show(uri, 80)} and no reader is configured",
-            flag,
-        )
-    try:
-        payload = read_reference(uri)
-    except CodecError:
-        raise
-    except Exception as exc:  # a reader's failure of any kind is this one error
-        raise ArgumentError(
-            ErrorKind.REFERENCE_UNAVAILABLE,
-            f"--{flag}: cannot read {_show(uri, 80)}: {type(exc).__name__}: {exc}",
-            flag,
-        ) from exc
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ArgumentError(
-            ErrorKind.PAYLOAD_TOO_LARGE,
-            f"--{flag}: the referenced payload exceeds {MAX_PAYLOAD_BYTES} bytes",
-            flag,
-        )
-    actual = _hashlib.sha256(payload).hexdigest()
-    if actual != digest:
-        raise ArgumentError(
-            ErrorKind.SHA256_MISMATCH,
-            f"--{flag}: {_show(uri, 80)} has sha256 {actual}, the reference says {digest}",
-            flag,
-        )
-    return payload
-
-
-def _unpack(flag: str, raw: str, read_reference: ReferenceReader | None) -> tuple[bytes, Form]:
-    if raw.startswith(COMPRESSED_PREFIX):
-        return _inflate(flag, _unb64(flag, raw[len(COMPRESSED_PREFIX) :])), Form.COMPRESSED
-    if raw.startswith("ref:"):
-        return _dereference(flag, raw, read_reference), Form.REFERENCE
-    return _unb64(flag, raw), Form.INLINE
-
-
-def _scan(argv: _Sequence[str], known: frozenset[str]) -> dict[str, str]:
-    """Reads the raw values of the known options, left to right."""
-    values: dict[str, str] = {}
-    index = 0
-    while index < len(argv):
-        token = argv[index]
-        if not isinstance(token, str):
-            raise ArgumentError(
-                ErrorKind.UNEXPECTED_ARGUMENT, f"argument {index} is not a string: {token!r}"
-            )
-        if not token.startswith("--") or token == "--":
-            raise ArgumentError(
-                ErrorKind.UNEXPECTED_ARGUMENT,
-                f"argument {index}: {_show(token)} is not an option (options start with --)",
-            )
-        name, joined, value = token[2:].partition("=")
-        following = argv[index + 1] if index + 1 < len(argv) else None
-        if name in known:
-            if not joined:
-                if following is None or following.startswith("--"):
-                    raise ArgumentError(ErrorKind.MISSING_VALUE, f"--{name}: no value given", name)
-                value = following
-                index += 1
-            if name in values:
-                raise ArgumentError(ErrorKind.REPEATED_OPTION, f"--{name}: given more than once", name)
-            values[name] = value
-        elif not joined and following is not None and not following.startswith("-"):
-            # An option of a newer contract: skip it and the value it carries.
-            index += 1
-        index += 1
-    return values
-
-
 def check_custom_options(custom_options: _Sequence[str] | frozenset[str]) -> frozenset[str]:
     """Checks the names of a configuration's custom options.
 
@@ -685,24 +226,7 @@ def check_custom_options(custom_options: _Sequence[str] | frozenset[str]) -> fro
     Raises:
         ArgumentError: If a name is malformed or reuses a contract flag.
     """
-    names = frozenset(custom_options)
-    for name in sorted(names):
-        if not isinstance(name, str) or not _CUSTOM_OPTION.fullmatch(name):
-            raise ArgumentError(
-                ErrorKind.BAD_CUSTOM_OPTION,
-                f"custom option {name!r} must match {_CUSTOM_OPTION.pattern} (no leading --)",
-            )
-        if name in FLAGS:
-            raise ArgumentError(
-                ErrorKind.OPTION_CLASH,
-                f"custom option {name!r} is already an option of the contract",
-                name,
-            )
-    return names
-
-
-# --------------------------------------------------------------------------- #
-# The codec.
+    return _rt.check_custom_option_names(custom_options, FLAGS)
 
 
 def encode(
@@ -734,54 +258,54 @@ def encode(
     argv: list[str] = []
     if custom:
         # Names first, as the decoder checks the declared names before the scan.
-        try:
-            check_custom_options(frozenset(custom))
-        except ArgumentError as exc:
-            raise EncodeError(exc.kind, str(exc), exc.flag) from None
-    if args.HasField("contract_version") and not (
-        1 <= args.contract_version <= CONTRACT_VERSION
-    ):
-        raise EncodeError(
-            ErrorKind.BAD_VALUE,
-            f"--contract_version: this codec writes versions 1 to {CONTRACT_VERSION}, "
-            f"not {args.contract_version}",
-            "contract_version",
-        )
-    _emit(argv, "entrypoint_config_source", _plain_out("entrypoint_config_source", args.entrypoint_config_source))
-    _emit(argv, "main_module_source", _plain_out("main_module_source", args.main_module_source))
-    _emit(argv, "step_source", _plain_out("step_source", args.step_source))
-    payload = _canonical_json(
-        "pipeline_json", _json_object_out("pipeline_json", args.pipeline_json), EncodeError
-    )
-    _emit(
+        _rt.check_custom_option_names(custom, FLAGS, EncodeError)
+    if args.HasField("contract_version"):
+        _rt.check_version_out("contract_version", args.contract_version, CONTRACT_VERSION)
+    _rt.emit(argv, "entrypoint_config_source", _rt.plain_out("entrypoint_config_source", args.entrypoint_config_source))
+    _rt.emit(argv, "main_module_source", _rt.plain_out("main_module_source", args.main_module_source))
+    _rt.emit(argv, "step_source", _rt.plain_out("step_source", args.step_source))
+    _rt.emit(
         argv,
         "pipeline_json",
-        _pack("pipeline_json", payload, sensitive=False, store=store, thresholds=thresholds),
+        _rt.pack_json(
+            "pipeline_json",
+            _rt.json_object_out("pipeline_json", args.pipeline_json, MAX_JSON_DEPTH),
+            sensitive=False,
+            store=store,
+            thresholds=thresholds,
+            max_payload_bytes=MAX_PAYLOAD_BYTES,
+        ),
     )
-    payload = _canonical_json(
-        "input_artifact_sources", _string_map_out("input_artifact_sources", args.input_artifact_sources), EncodeError
-    )
-    _emit(
+    _rt.emit(
         argv,
         "input_artifact_sources",
-        _pack("input_artifact_sources", payload, sensitive=False, store=store, thresholds=thresholds),
+        _rt.pack_json(
+            "input_artifact_sources",
+            _rt.string_map_out("input_artifact_sources", args.input_artifact_sources),
+            sensitive=False,
+            store=store,
+            thresholds=thresholds,
+            max_payload_bytes=MAX_PAYLOAD_BYTES,
+        ),
     )
-    payload = _canonical_json(
-        "materializer_sources", _string_map_out("materializer_sources", args.materializer_sources), EncodeError
-    )
-    _emit(
+    _rt.emit(
         argv,
         "materializer_sources",
-        _pack("materializer_sources", payload, sensitive=False, store=store, thresholds=thresholds),
+        _rt.pack_json(
+            "materializer_sources",
+            _rt.string_map_out("materializer_sources", args.materializer_sources),
+            sensitive=False,
+            store=store,
+            thresholds=thresholds,
+            max_payload_bytes=MAX_PAYLOAD_BYTES,
+        ),
     )
     if args.HasField("contract_version"):
-        _emit(argv, "contract_version", str(args.contract_version))
+        _rt.emit(argv, "contract_version", str(args.contract_version))
     if args.HasField("run_name"):
-        _emit(argv, "run_name", _plain_out("run_name", args.run_name))
+        _rt.emit(argv, "run_name", _rt.plain_out("run_name", args.run_name))
     if custom:
-        for name in sorted(custom):
-            _check_text(name, custom[name], EncodeError)
-            _emit(argv, name, custom[name])
+        _rt.emit_custom(argv, custom)
     return argv
 
 
@@ -811,91 +335,50 @@ def decode(
             in the order of ``contract/README.md`` is reported.
     """
     custom = check_custom_options(custom_options)
-    values = _scan(argv, FLAGS | custom)
-    raw_version = values.get("contract_version")
-    if raw_version is not None:
-        version = _decimal_in("contract_version", raw_version)
-        if version > CONTRACT_VERSION:
-            raise ArgumentError(
-                ErrorKind.UNSUPPORTED_CONTRACT_VERSION,
-                f"--contract_version: the command line is for contract version {version}; this runtime knows "
-                f"versions up to {CONTRACT_VERSION}: upgrade stepwire where the step runs",
-                "contract_version",
-            )
-        if version == 0:
-            raise ArgumentError(
-                ErrorKind.BAD_VALUE,
-                "--contract_version: contract versions start at 1",
-                "contract_version",
-            )
+    values = scan(argv, FLAGS | custom)
+    _rt.check_version_in("contract_version", values.get("contract_version"), CONTRACT_VERSION)
     args = EntrypointArgs()
     forms: dict[str, Form] = {}
-    raw = values.get("entrypoint_config_source")
-    if raw is not None:
-        args.entrypoint_config_source = _plain_in("entrypoint_config_source", raw)
-    else:
-        raise ArgumentError(
-            ErrorKind.MISSING_OPTION, "--entrypoint_config_source: required option is missing", "entrypoint_config_source"
-        )
-    raw = values.get("main_module_source")
-    if raw is not None:
-        args.main_module_source = _plain_in("main_module_source", raw)
-    else:
-        raise ArgumentError(
-            ErrorKind.MISSING_OPTION, "--main_module_source: required option is missing", "main_module_source"
-        )
-    raw = values.get("step_source")
-    if raw is not None:
-        args.step_source = _plain_in("step_source", raw)
-    else:
-        raise ArgumentError(
-            ErrorKind.MISSING_OPTION, "--step_source: required option is missing", "step_source"
-        )
-    raw = values.get("pipeline_json")
-    if raw is not None:
-        payload, forms["pipeline_json"] = _unpack("pipeline_json", raw, read_reference)
-        value = _json_in("pipeline_json", payload)
-        args.pipeline_json = _canonical_json("pipeline_json", _object_in("pipeline_json", value), ArgumentError).decode("utf-8")
-
-    else:
-        raise ArgumentError(
-            ErrorKind.MISSING_OPTION, "--pipeline_json: required option is missing", "pipeline_json"
-        )
-    raw = values.get("input_artifact_sources")
-    if raw is not None:
-        payload, forms["input_artifact_sources"] = _unpack("input_artifact_sources", raw, read_reference)
-        value = _json_in("input_artifact_sources", payload)
-        args.input_artifact_sources.update(_string_map_in("input_artifact_sources", value))
-
-    else:
-        raise ArgumentError(
-            ErrorKind.MISSING_OPTION, "--input_artifact_sources: required option is missing", "input_artifact_sources"
-        )
-    raw = values.get("materializer_sources")
-    if raw is not None:
-        payload, forms["materializer_sources"] = _unpack("materializer_sources", raw, read_reference)
-        value = _json_in("materializer_sources", payload)
-        args.materializer_sources.update(_string_map_in("materializer_sources", value))
-
-    else:
-        raise ArgumentError(
-            ErrorKind.MISSING_OPTION, "--materializer_sources: required option is missing", "materializer_sources"
-        )
-    raw = values.get("contract_version")
-    if raw is not None:
-        args.contract_version = _decimal_in("contract_version", raw)
-    raw = values.get("run_name")
-    if raw is not None:
-        args.run_name = _plain_in("run_name", raw)
-    custom_values: dict[str, str] = {}
-    for name in sorted(custom):
-        if name not in values:
-            raise ArgumentError(
-                ErrorKind.MISSING_OPTION, f"--{name}: required custom option is missing", name
-            )
-        _check_text(name, values[name], ArgumentError)
-        custom_values[name] = values[name]
-    return DecodedArgs(args=args, custom=custom_values, forms=forms)
+    raw = _rt.required_value(values, "entrypoint_config_source")
+    args.entrypoint_config_source = _rt.plain_in("entrypoint_config_source", raw)
+    raw = _rt.required_value(values, "main_module_source")
+    args.main_module_source = _rt.plain_in("main_module_source", raw)
+    raw = _rt.required_value(values, "step_source")
+    args.step_source = _rt.plain_in("step_source", raw)
+    raw = _rt.required_value(values, "pipeline_json")
+    value, forms["pipeline_json"] = _rt.unpack_json(
+        "pipeline_json",
+        raw,
+        read_reference,
+        max_payload_bytes=MAX_PAYLOAD_BYTES,
+        max_json_depth=MAX_JSON_DEPTH,
+    )
+    args.pipeline_json = _rt.json_object_in("pipeline_json", value)
+    raw = _rt.required_value(values, "input_artifact_sources")
+    value, forms["input_artifact_sources"] = _rt.unpack_json(
+        "input_artifact_sources",
+        raw,
+        read_reference,
+        max_payload_bytes=MAX_PAYLOAD_BYTES,
+        max_json_depth=MAX_JSON_DEPTH,
+    )
+    args.input_artifact_sources.update(_rt.string_map_in("input_artifact_sources", value))
+    raw = _rt.required_value(values, "materializer_sources")
+    value, forms["materializer_sources"] = _rt.unpack_json(
+        "materializer_sources",
+        raw,
+        read_reference,
+        max_payload_bytes=MAX_PAYLOAD_BYTES,
+        max_json_depth=MAX_JSON_DEPTH,
+    )
+    args.materializer_sources.update(_rt.string_map_in("materializer_sources", value))
+    if "contract_version" in values:
+        raw = values["contract_version"]
+        args.contract_version = _rt.decimal_in("contract_version", raw)
+    if "run_name" in values:
+        raw = values["run_name"]
+        args.run_name = _rt.plain_in("run_name", raw)
+    return DecodedArgs(args=args, custom=_rt.read_custom(values, custom), forms=forms)
 
 
 def as_dict(args: EntrypointArgs) -> dict[str, _Any]:
@@ -929,12 +412,4 @@ def add_arguments(parser: _argparse.ArgumentParser) -> None:
     Args:
         parser: The parser to extend.
     """
-    group = parser.add_argument_group("EntrypointArgs options (contract version 1)")
-    for option in OPTIONS:
-        group.add_argument(
-            f"--{option.flag}",
-            dest=option.flag,
-            required=option.required,
-            metavar=option.encoding.name,
-            help=option.help.replace("%", "%%"),
-        )
+    _rt.add_option_arguments(parser, "EntrypointArgs options (contract version 1)", OPTIONS)
