@@ -248,7 +248,9 @@ class MyOrchestrator(BaseOrchestrator):
                 says why (see the README's table of exit codes).
         """
         run_name = runtime_configuration.run_name
-        env = dict(os.environ)
+        # The whole stack, as environment variables: the step side resolves
+        # exactly the stack this run is on, wherever it runs.
+        env = {**os.environ, **stack.to_config().to_environment()}
         # What an engine provides in every pod: the run id, which the step side
         # turns into the run name in `get_run_name`.
         env[RUN_ID_ENV] = run_name
@@ -264,7 +266,7 @@ class MyOrchestrator(BaseOrchestrator):
         cmd = MyStepEntrypointConfiguration.get_entrypoint_command()
         for step_ in sorted_list_of_steps:
             args = MyStepEntrypointConfiguration.get_entrypoint_arguments(
-                step=step_, pb2_pipeline=pb2_pipeline, log_prefix=self.log_prefix
+                step=step_, pb2_pipeline=pb2_pipeline, log_prefix=self.log_prefix, stack=stack
             )
             # Our engine is a local process; a real one would start a container.
             subprocess.check_call(cmd + args, env=env)

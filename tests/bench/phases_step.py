@@ -37,7 +37,7 @@ from stepwire.steps.base_step import BaseStep  # noqa: E402, F401
 
 TIMER.mark("imports: stepwire runtime")
 
-# What BaseOrchestrator.launch_step imports.
+# What stepwire.step_launcher.launch_step imports.
 from tfx.orchestration import metadata  # noqa: E402, F401
 from tfx.orchestration.local import runner_utils  # noqa: E402, F401
 from tfx.orchestration.portable import launcher  # noqa: E402, F401
@@ -55,8 +55,9 @@ def _instrument() -> None:
     import google.protobuf.json_format
 
     import stepwire.stack
+    import stepwire.step_launcher
     from stepwire.entrypoints import step_entrypoint_configuration as sec
-    from stepwire.orchestrators.base_orchestrator import BaseOrchestrator
+    from stepwire.entrypoints import step_runner
 
     # stepwire's own ML Metadata connection class, where there is one.
     with contextlib.suppress(ImportError):
@@ -70,16 +71,16 @@ def _instrument() -> None:
             return "import user module"
         return "executor generation"
 
-    TIMER.wrap(config, "_parse_arguments", "decode arguments")
+    TIMER.wrap(config, "_decode_arguments", "decode arguments")
     TIMER.wrap(google.protobuf.json_format, "Parse", "decode arguments", top_level_only=True)
     TIMER.wrap(sec, "load_class", by_what)
+    TIMER.wrap(step_runner, "load_class", by_what)
     TIMER.wrap(entrypoint, "load_class", by_what)
-    TIMER.wrap(sec, "import_user_module", "import user module")
+    TIMER.wrap(step_runner, "import_user_module", "import user module")
     TIMER.wrap(config, "_create_executor_class", "executor generation")
-    TIMER.wrap(sec, "_executor_module", "executor generation")
     TIMER.wrap(stepwire.stack, "get_active_stack", "stack configuration")
     TIMER.wrap_tfx_launcher()
-    TIMER.wrap(BaseOrchestrator, "launch_step", "stepwire: rerun check, outcome")
+    TIMER.wrap(stepwire.step_launcher, "launch_step", "stepwire: rerun check, outcome")
     # Import statements run while the step runs (modules imported on first use).
     TIMER.wrap(builtins, "__import__", "imports on first use (during the run)")
 

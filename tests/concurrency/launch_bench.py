@@ -1,7 +1,7 @@
 """Measures step launches: the cost of one launch, and steps per second in parallel.
 
 ``launch``: launches the steps of one chain one after the other in this process with
-``BaseOrchestrator.launch_step`` (what a step process does after its imports) and
+``stepwire.step_launcher.launch_step`` (what a step process does after its imports) and
 prints the median time of a launch, the first (import-laden) one left out::
 
     python tests/concurrency/launch_bench.py launch --steps 12
@@ -72,6 +72,7 @@ def bench_launch(steps: int, repeat: int) -> dict[str, float]:
                 module = importlib.import_module(MODULE)
                 from stepwire.orchestrators.local_orchestrator import LocalOrchestrator
                 from stepwire.stack import get_active_stack
+                from stepwire.step_launcher import launch_step
 
                 stack = get_active_stack()
                 pipeline = getattr(module, MODULE)
@@ -81,7 +82,7 @@ def bench_launch(steps: int, repeat: int) -> dict[str, float]:
                 for index, step in enumerate(ordered):
                     before = dict(totals)
                     start = time.perf_counter()
-                    orchestrator.launch_step(step, f"bench-{round_}", pb2, stack=stack)
+                    launch_step(step, f"bench-{round_}", pb2, stack)
                     if index or round_:
                         times.append(time.perf_counter() - start)
                         for key in totals:

@@ -28,10 +28,10 @@ from google.protobuf import json_format
 
 from stepwire import constants
 from stepwire._gen.entrypoint.v1 import entrypoint_args_codec as codec
+from stepwire.entrypoints.references import ArtifactStoreReferences
 from stepwire.materializers import value_codec
 from stepwire.orchestrators.subprocess_orchestrator import SubprocessEntrypointConfiguration
 from stepwire.pipelines.dehydrate import dehydrate
-from stepwire.references import ArtifactStoreReferences
 
 pytestmark = pytest.mark.skipif(
     ts_launcher.node() is None,
@@ -205,5 +205,5 @@ def test_typescript_launcher_runs_python_steps(
     stored.write_bytes(stored.read_bytes().replace(b"summarize", b"summarise"))
     output = _run_step(ts_argv, stack, exit_code=64)
     [line] = [line for line in output.splitlines() if line.startswith("stepwire: ")]
-    assert line.startswith("stepwire: bad arguments: --pipeline_json: "), line
+    assert line.startswith("stepwire: bad_arguments: --pipeline_json: "), line
     assert "sha256" in line, line

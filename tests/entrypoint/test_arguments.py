@@ -12,6 +12,7 @@ import pytest
 from google.protobuf import json_format
 
 from stepwire import _protos, constants
+from stepwire.entrypoints import codec
 from stepwire.entrypoints.codec import ArgumentError, ErrorKind
 from stepwire.entrypoints.step_entrypoint_configuration import StepEntrypointConfiguration
 from stepwire.pipelines import BasePipeline
@@ -101,27 +102,32 @@ class KwargsCfg(Cfg):
 
 def _node_json(args: list[str]) -> _protos.Pipeline:
     ir = _protos.Pipeline()
-    json_format.Parse(Cfg._parse_arguments(args)["pipeline_json"], ir)
+    json_format.Parse(Cfg(arguments=args).decoded_args.args.pipeline_json, ir)
     return ir
 
 
 def test_arguments_parse_back(chain: Any, tmp_path: Path) -> None:
     p, ir = _pipeline(chain, 3, tmp_path)
     args = Cfg.get_entrypoint_arguments(step=p.steps["s01"], pb2_pipeline=ir)
-    parsed = Cfg._parse_arguments(args)
-    assert parsed["entrypoint_config_source"] == f"{Cfg.__module__}.Cfg"
-    assert parsed["main_module_source"] == USER_MAIN
-    assert parsed["step_source"] == "chainmod.s01"
-    assert parsed["input_artifact_sources"] == {
+    config = Cfg(arguments=args)
+    decoded = codec.as_dict(config.decoded_args.args)
+    assert decoded["entrypoint_config_source"] == f"{Cfg.__module__}.Cfg"
+    assert decoded["main_module_source"] == USER_MAIN
+    assert decoded["step_source"] == "chainmod.s01"
+    assert decoded["input_artifact_sources"] == {
         "x": "stepwire.artifacts.standard_artifacts.DataArtifact"
     }
-    assert parsed["materializer_sources"] == {
+    assert decoded["materializer_sources"] == {
         "output": "stepwire.materializers.builtin_materializer.BuiltInMaterializer"
     }
-    assert parsed["contract_version"] == 1
-    assert "run_name" not in parsed
-    # The configuration built from the command line sees the same values.
-    assert Cfg(arguments=args).entrypoint_args == parsed
+    assert decoded["contract_version"] == 1
+    assert "run_name" not in decoded
+    # As in the seed, entrypoint_args holds each value as given on the command line.
+    raw = Cfg._parse_arguments(args)
+    assert config.entrypoint_args == raw
+    for flag, value in raw.items():
+        assert args[args.index(f"--{flag}") + 1] == value
+    assert raw["contract_version"] == "1"
     # The contract version travels as its own pair of elements.
     i = args.index("--contract_version")
     assert args[i + 1] == "1"

@@ -149,8 +149,35 @@ def test_a_command_line_without_the_custom_option_is_refused(
     args = config_class.get_entrypoint_arguments(
         step=p.steps["total"], pb2_pipeline=ir, log_prefix="x"
     )
-    assert args[-1] == "--log_prefix=x"
-    without = args[:-1]
+    assert args[-2:] == ["--log_prefix", "x"]
+    without = args[:-2]
     with pytest.raises(ArgumentError, match="--log_prefix") as caught:
         config_class(arguments=without)
     assert caught.value.kind.value == "missing_option"
+
+
+UNGUARDED = """\
+from custom_orchestrator import MyOrchestrator, numbers, squares, squares_pipeline, total
+
+# No `if __name__ == "__main__":`: every step process imports this module again.
+MyOrchestrator().run(squares_pipeline(numbers=numbers(count=3), squares=squares(), total=total()))
+print("MODULE RAN TO THE END", flush=True)
+"""
+
+
+def test_an_unguarded_module_level_run_does_not_recurse(tmp_path: Path) -> None:
+    # The step processes import this script (its main module); the run it starts
+    # at import time must be prevented there, not started again in every step.
+    stack = StackDir(tmp_path / "stack")
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    proc = stack.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        PYTHONPATH=str(EXAMPLES),
+        MY_ENGINE_REPORT=str(tmp_path / "report.jsonl"),
+    )
+    assert proc.returncode == 0, explain(proc)
+    assert proc.stdout.count("MODULE RAN TO THE END") == 1 + len(STEPS), explain(proc)
+    assert len(stack.run_names()) == 1
+    assert len(stack.store().get_executions()) == len(STEPS)

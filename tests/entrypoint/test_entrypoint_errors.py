@@ -76,6 +76,8 @@ class Project:
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     root = tmp_path_factory.mktemp("errors")
     (root / "errmod.py").write_text(textwrap.dedent(MODULE))
+    # A class named like the IR's node that is not a step.
+    (root / "notsteps.py").write_text("class consume:\n    pass\n")
     sys.path.insert(0, str(root))
     saved_main = constants.USER_MAIN_MODULE
     constants.USER_MAIN_MODULE = "errmod"
@@ -155,9 +157,14 @@ CASES: dict[str, Case] = {
         ["step", "`no_such_module.consume`", "No module named 'no_such_module'"],
     ),
     "step is not a step": (
-        lambda p: _replace(p.args, "step_source", "errmod.NotAConfig"),
+        lambda p: _replace(p.args, "step_source", "notsteps.consume"),
         ExitCode.USER_CODE_NOT_LOADABLE,
-        ["`errmod.NotAConfig`", "BaseStep` subclass"],
+        ["`notsteps.consume`", "BaseStep` subclass"],
+    ),
+    "step source names another step": (
+        lambda p: _replace(p.args, "step_source", "errmod.produce"),
+        ExitCode.BAD_ARGUMENTS,
+        ["bad_arguments", "has no node 'produce'", "(its nodes: consume)"],
     ),
     "main module does not import": (
         lambda p: _replace(p.args, "main_module_source", "no_such_main"),

@@ -112,7 +112,7 @@ def test_argv_on_the_command_line(commands: dict[str, list[str]]) -> None:
 def test_by_reference_values_resolved_when_reachable(
     commands: dict[str, list[str]], tmp_path: Path
 ) -> None:
-    from stepwire.references import ArtifactStoreReferences
+    from stepwire.entrypoints.references import ArtifactStoreReferences
 
     argv = commands["split"][3:]
     decoded = codec.decode(argv)
@@ -144,7 +144,7 @@ def test_a_broken_option_is_one_line_and_the_bad_arguments_code(
     lines = shown.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(
-        "stepwire: bad arguments: --materializer_sources: not standard base64"
+        "stepwire: bad_arguments: --materializer_sources: not standard base64"
     )
 
 

@@ -97,18 +97,18 @@ def test_a_small_step_fits_every_preset_inline() -> None:
     for budget in PRESETS.values():
         if budget is SAGEMAKER:
             continue
-        argv = fit_arguments(args, [], COMMAND, budget=budget, store=None)
+        argv = fit_arguments(args, {}, COMMAND, budget=budget, store=None)
         assert argv == codec.encode(args)
 
 
 def test_aws_batch_compresses_then_references_to_fit_8192() -> None:
     store = MemoryStore()
-    compressed = fit_arguments(_args(6000), [], COMMAND, budget=AWS_BATCH, store=store)
+    compressed = fit_arguments(_args(6000), {}, COMMAND, budget=AWS_BATCH, store=store)
     assert AWS_BATCH.total(COMMAND + compressed) <= 8192
     assert compressed[compressed.index("--pipeline_json") + 1].startswith("zlib:")
     assert not store.objects
 
-    referenced = fit_arguments(_args(20_000), [], COMMAND, budget=AWS_BATCH, store=store)
+    referenced = fit_arguments(_args(20_000), {}, COMMAND, budget=AWS_BATCH, store=store)
     assert AWS_BATCH.total(COMMAND + referenced) <= 8192
     value = referenced[referenced.index("--pipeline_json") + 1]
     assert value.startswith("ref:sha256:")
@@ -118,27 +118,27 @@ def test_aws_batch_compresses_then_references_to_fit_8192() -> None:
 
 def test_linux_keeps_every_element_under_128_kib() -> None:
     store = MemoryStore()
-    argv = fit_arguments(_args(400_000), [], COMMAND, budget=LINUX, store=store)
+    argv = fit_arguments(_args(400_000), {}, COMMAND, budget=LINUX, store=store)
     assert all(LINUX.element_fits(element) for element in argv)
     assert argv[argv.index("--pipeline_json") + 1].startswith("ref:sha256:")
 
 
 def test_when_nothing_fits_the_error_names_the_sizes() -> None:
-    custom = ["--note", "x" * 9000]
+    custom = {"note": "x" * 9000}
     with pytest.raises(ArgumentBudgetError, match=r"aws-batch budget of 8192.*--pipeline_json"):
         fit_arguments(_args(1000), custom, COMMAND, budget=AWS_BATCH, store=MemoryStore())
 
 
 def test_a_value_that_must_go_by_reference_needs_a_store() -> None:
     with pytest.raises(codec.EncodeError) as raised:
-        fit_arguments(_args(20_000), [], COMMAND, budget=AWS_BATCH, store=None)
+        fit_arguments(_args(20_000), {}, COMMAND, budget=AWS_BATCH, store=None)
     assert raised.value.kind is codec.ErrorKind.NEEDS_REFERENCE_STORE
 
 
 def test_references_are_read_only_from_the_artifact_store(tmp_path: object) -> None:
     from pathlib import Path
 
-    from stepwire.references import ArtifactStoreReferences
+    from stepwire.entrypoints.references import ArtifactStoreReferences
 
     root = Path(str(tmp_path))
     references = ArtifactStoreReferences(str(root / "store"))

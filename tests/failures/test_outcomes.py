@@ -108,7 +108,7 @@ def test_upstream_outputs_missing_for_the_run_is_unresolvable_inputs(project: Pr
     # Same pipeline, another run name: the upstream output is not in this run.
     result = project.launch(project.consume, "run-b")
     assert result.returncode == ExitCode.INPUTS_UNRESOLVABLE, result.stderr
-    assert _first_line(result).startswith("stepwire: inputs cannot be resolved: ")
+    assert _first_line(result).startswith("stepwire: inputs_unresolvable: ")
     assert "run-b" in _first_line(result)
     record = result.record  # type: ignore[attr-defined]
     assert record["kind"] == "inputs_unresolvable"
@@ -121,13 +121,13 @@ def test_a_step_that_already_succeeded_in_the_run_is_not_run_again(project: Proj
     assert project.launch(project.produce, "run-c").returncode == 0
     again = project.launch(project.produce, "run-c")
     assert again.returncode == ExitCode.ALREADY_SUCCEEDED, again.stderr
-    assert _first_line(again).startswith("stepwire: step already succeeded in this run: ")
+    assert _first_line(again).startswith("stepwire: already_succeeded: ")
     assert again.record["kind"] == "already_succeeded"  # type: ignore[attr-defined]
 
     tolerated = project.launch(project.produce, "run-c", STEPWIRE_TOLERATE_RERUN="1")
     assert tolerated.returncode == ExitCode.SUCCESS, tolerated.stderr
     output = tolerated.stdout + tolerated.stderr
-    assert "already succeeded in run run-c: not executed again" in output
+    assert "already succeeded in run 'run-c': not executed again" in output
     assert "cached" not in output.lower()
     assert tolerated.record is None  # type: ignore[attr-defined]
 

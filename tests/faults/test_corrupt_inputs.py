@@ -4,7 +4,7 @@ A run is made in which ``middle`` failed, so its inputs are published and it may
 launched again in that run. Each test breaks one input file, launches ``middle``
 directly through the step entrypoint with the command line the subprocess
 orchestrator would build, and restores the file. The step process must exit 75
-with the one-line ``stepwire: infrastructure failed: ...`` first, and write a
+with the one-line ``stepwire: infrastructure: ...`` first, and write a
 failure record saying so; the step's own code is never reached (about 12 s).
 """
 
@@ -99,7 +99,7 @@ def test_broken_input_is_an_infrastructure_failure(
 
     assert proc.returncode == 75, explain(proc)
     first_line = proc.stderr.splitlines()[0]
-    assert first_line.startswith("stepwire: infrastructure failed:"), explain(proc)
+    assert first_line.startswith("stepwire: infrastructure:"), explain(proc)
     assert f"input '{input_name}'" in first_line
     assert uri in first_line
     # Raised while reading the input, before the step function was called.

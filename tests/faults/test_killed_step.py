@@ -59,13 +59,15 @@ def test_killed_step_publishes_nothing_and_the_next_run_completes(tmp_path: Path
     run = subprocess.CompletedProcess(cli.args, cli.returncode, stdout, stderr)
     assert run.returncode != 0, explain(run)
     assert "middle        FAILED" in stdout, explain(run)
-    assert "exit code -9" in stdout, explain(run)
+    # The step process's supervisor saw its child killed and says so.
+    assert "step_failed: the step process was killed by signal SIGKILL (9)" in stdout, explain(run)
     assert "sink          skipped (upstream middle failed)" in stdout, explain(run)
 
     # The killed execution never completed and published no output.
     store = project.store()
     [killed] = project.executions("killed", "middle")
-    assert killed.last_known_state not in (State.COMPLETE, State.CACHED)
+    # ... and marked the execution FAILED instead of leaving it RUNNING.
+    assert killed.last_known_state == State.FAILED
     events = store.get_events_by_execution_ids([killed.id])
     assert [e for e in events if e.type in _OUTPUT_EVENTS] == []
     run_context = store.get_context_by_type_and_name("pipeline_run", "killed")

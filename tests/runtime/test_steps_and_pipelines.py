@@ -18,6 +18,7 @@ from stepwire.exceptions import (
     DuplicateRunNameError,
     InputResolutionError,
     PipelineInterfaceError,
+    PipelineIRError,
     StepInterfaceError,
 )
 from stepwire.materializers import BaseMaterializer, BuiltInMaterializer
@@ -26,6 +27,7 @@ from stepwire.orchestrators import BaseOrchestrator, RuntimeConfiguration, StepO
 from stepwire.pipelines import BasePipeline, pipeline
 from stepwire.pipelines.dehydrate import dehydrate
 from stepwire.stack import Stack
+from stepwire.step_launcher import RerunPolicy, launch_step
 from stepwire.steps import BaseStep, Output, step
 
 # --- steps and a custom type with its materializer, all at module level ----------------
@@ -116,9 +118,7 @@ class InProcessOrchestrator(BaseOrchestrator):
         runtime_configuration: RuntimeConfiguration,
     ) -> dict[str, StepOutcome]:
         return {
-            s.name: self.launch_step(
-                s, runtime_configuration.run_name, pb2_pipeline, stack=stack
-            ).outcome
+            s.name: launch_step(s, runtime_configuration.run_name, pb2_pipeline, stack).outcome
             for s in sorted_list_of_steps
         }
 
@@ -322,7 +322,7 @@ def test_dehydrate_keeps_one_node_and_its_executor_spec(tmp_path: Path) -> None:
     assert small.deployment_config.Unpack(config)
     assert list(config.executor_specs) == ["measure"]
     assert small.ByteSize() < ir.ByteSize()
-    with pytest.raises(KeyError, match="Step nope not found in pipeline point_pipeline"):
+    with pytest.raises(PipelineIRError, match="point_pipeline' has no node 'nope'"):
         dehydrate(ir, "nope")
 
 
@@ -371,11 +371,11 @@ def test_run_step_binds_a_copy_and_classifies_failures(stack: Stack) -> None:
         orchestrator.run_step(measurer, "other", ir, stack=stack)
     with pytest.raises(DuplicateRunNameError, match="step 'make_point'"):
         orchestrator.run_step(maker, "r", ir, stack=stack)
-    again = orchestrator.launch_step(maker, "r", ir, stack=stack, allow_rerun=True)
+    again = launch_step(maker, "r", ir, stack, rerun=RerunPolicy.TOLERATE)
     assert again.outcome is StepOutcome.ALREADY_COMPLETED
     assert again.execution_id == info.execution_id
 
-    result = orchestrator.launch_step(measurer, "r", ir, stack=stack)
+    result = launch_step(measurer, "r", ir, stack)
     assert result.outcome is StepOutcome.COMPLETED
     value = BuiltInMaterializer(result.execution_info.output_dict["output"][0]).handle_input(float)
     assert value == (3 + 2) * 1.0 + len("p3")
@@ -386,7 +386,7 @@ def test_sys_argv_does_not_reach_the_executor(
 ) -> None:
     monkeypatch.setattr(sys, "argv", ["prog", "--pipeline_json", "x" * 100])
     ir = single(only=count_argv_flags()).compile(pipeline_root=stack.artifact_store.path)
-    result = stack.orchestrator.launch_step(count_argv_flags(), "argv", ir, stack=stack)
+    result = launch_step(count_argv_flags(), "argv", ir, stack)
     flags = BuiltInMaterializer(result.execution_info.output_dict["output"][0]).handle_input(int)
     assert flags == 0
     assert sys.argv == ["prog", "--pipeline_json", "x" * 100]

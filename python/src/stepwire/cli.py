@@ -130,7 +130,7 @@ def _args_explain(options: argparse.Namespace) -> int:
             argv = strip_command(words[1:] if words[:1] == ["--"] else words)
         explanation = explain(argv, _reference_reader())
     except (ExplainInputError, codec.ArgumentError) as exc:
-        print(f"stepwire: bad arguments: {exc}", file=sys.stderr)
+        print(f"stepwire: bad_arguments: {exc}", file=sys.stderr)
         return int(ExitCode.BAD_ARGUMENTS)
     if options.json:
         import dataclasses
@@ -144,11 +144,12 @@ def _args_explain(options: argparse.Namespace) -> int:
 
 def _reference_reader() -> Any:
     """Reads references from the active stack's artifact store, if there is one here."""
-    from stepwire.references import ArtifactStoreReferences
+    from stepwire.entrypoints.references import ArtifactStoreReferences
     from stepwire.stack import get_active_stack
 
     def read(uri: str) -> bytes:
-        return ArtifactStoreReferences(get_active_stack().artifact_store.path).read(uri)
+        data: bytes = ArtifactStoreReferences(get_active_stack().artifact_store.path).read(uri)
+        return data
 
     return read
 

@@ -54,3 +54,18 @@ def tolerate_rerun() -> bool:
         True if ``STEPWIRE_TOLERATE_RERUN`` holds a truthy value.
     """
     return os.environ.get(ENV_TOLERATE_RERUN, "").strip().lower() in _TRUTHY
+
+
+#: Environment variable that, when truthy, lets TFX's and absl's INFO lines (the
+#: whole protobuf node of the step, twice per step) through in a step process; by
+#: default only their warnings and errors are printed, beside stepwire's own lines.
+ENV_TFX_LOGS = "STEPWIRE_TFX_LOGS"
+
+
+def show_tfx_logs() -> bool:
+    """Tells whether TFX's INFO logs are wanted in a step process.
+
+    Returns:
+        True if ``STEPWIRE_TFX_LOGS`` holds a truthy value.
+    """
+    return os.environ.get(ENV_TFX_LOGS, "").strip().lower() in _TRUTHY

@@ -45,15 +45,25 @@ class InputResolutionError(StepwireError):
     """A step's inputs could not be found in ML Metadata for its run.
 
     The usual cause is a run-name mismatch: the upstream steps ran under another run
-    name (or have not run yet), so the run-scoped input queries find nothing.
+    name (or have not run yet), so the run-scoped input queries find nothing. When an
+    upstream step does have an execution in the run that never completed, the message
+    says that instead.
     """
 
-    def __init__(self, step_name: str, run_name: str, detail: str = "") -> None:
-        message = (
-            f"Step '{step_name}' could not resolve its inputs in run '{run_name}': no "
-            "published upstream outputs were found for that run. Check that every step of "
-            "the run got the same run name and that the upstream steps succeeded."
-        )
+    def __init__(
+        self, step_name: str, run_name: str, detail: str = "", unfinished_upstream: str = ""
+    ) -> None:
+        if unfinished_upstream:
+            message = (
+                f"Step '{step_name}' could not resolve its inputs in run '{run_name}': "
+                f"{unfinished_upstream}."
+            )
+        else:
+            message = (
+                f"Step '{step_name}' could not resolve its inputs in run '{run_name}': no "
+                "published upstream outputs were found for that run. Check that every step "
+                "of the run got the same run name and that the upstream steps succeeded."
+            )
         if detail:
             message = f"{message} ({detail})"
         super().__init__(message)
@@ -70,4 +80,13 @@ class InfrastructureError(StepwireError):
 
     Raised, for example, when an input artifact's files are missing or corrupt, or
     an output cannot be written. Worth retrying once the store is healthy again.
+    """
+
+
+class PipelineIRError(StepwireError, ValueError):
+    """The pipeline IR on a command line cannot describe the step it is to run.
+
+    For example it has no node of that step, its executor is not a Python class, a
+    parameter is not declared, or it fixes a pipeline root other than the step's
+    artifact store. Deterministic: running the same command again fails the same way.
     """

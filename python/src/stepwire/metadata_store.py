@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stepwire import _protos
-from stepwire.stack_config import MySQLConfig
+from stepwire.stack_config import MySQLConfig, SQLiteConfig
 
 
 class BaseMetadataStore(ABC):
@@ -20,6 +20,14 @@ class BaseMetadataStore(ABC):
 
         Returns:
             An ML Metadata ``ConnectionConfig``.
+        """
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Names the store for a person, never with its password.
+
+        Returns:
+            One short phrase, for example ``SQLite file /data/metadata.db``.
         """
 
     def open_store(self) -> Any:
@@ -49,6 +57,14 @@ class SQLiteMetadataStore(BaseMetadataStore):
 
     path: str
 
+    def describe(self) -> str:
+        """Names the store.
+
+        Returns:
+            ``SQLite file <path>``.
+        """
+        return f"SQLite file {self.path}"
+
     def get_tfx_metadata_config(self) -> _protos.ConnectionConfig:
         """Returns a SQLite connection configuration (read-write, create if missing).
 
@@ -71,6 +87,15 @@ class MySQLMetadataStore(BaseMetadataStore):
 
     config: MySQLConfig
 
+    def describe(self) -> str:
+        """Names the server and database, without the password.
+
+        Returns:
+            ``MySQL database <db> at <user>@<host>:<port>``.
+        """
+        c = self.config
+        return f"MySQL database {c.database} at {c.user}@{c.host}:{c.port}"
+
     def get_tfx_metadata_config(self) -> _protos.ConnectionConfig:
         """Returns a MySQL connection configuration.
 
@@ -86,3 +111,17 @@ class MySQLMetadataStore(BaseMetadataStore):
             username=self.config.user,
             password=self.config.password,
         )
+
+
+def metadata_store_from_config(config: SQLiteConfig | MySQLConfig) -> BaseMetadataStore:
+    """Builds the metadata store a stack configuration names.
+
+    Args:
+        config: The ``metadata_store`` part of a :class:`~stepwire.stack_config.StackConfig`.
+
+    Returns:
+        The store.
+    """
+    if isinstance(config, MySQLConfig):
+        return MySQLMetadataStore(config)
+    return SQLiteMetadataStore(config.path)

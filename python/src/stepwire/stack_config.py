@@ -5,8 +5,8 @@ artifacts under ``.stepwire/artifacts`` and an ML Metadata SQLite file
 ``.stepwire/metadata.db``, both in the project root (the directory holding
 ``stepwire.yaml``, else the current directory).
 
-The file is ``$STEPWIRE_CONFIG`` if set, else the first ``stepwire.yaml`` found from
-the current directory upwards. Every key is optional::
+The file is ``$STEPWIRE_CONFIG`` if set (set but empty: no file), else the first
+``stepwire.yaml`` found from the current directory upwards. Every key is optional::
 
     orchestrator: subprocess            # a registered name, or pkg.module.Class
     artifact_store: .stepwire/artifacts # a path (relative to this file) or an fsspec URI
@@ -24,6 +24,15 @@ directory): ``STEPWIRE_ORCHESTRATOR``, ``STEPWIRE_ARTIFACT_STORE`` (path or URI)
 ``STEPWIRE_METADATA_URI`` (SQLite path; selects SQLite), ``STEPWIRE_METADATA_TYPE``,
 ``STEPWIRE_METADATA_HOST``, ``STEPWIRE_METADATA_PORT``, ``STEPWIRE_METADATA_DATABASE``,
 ``STEPWIRE_METADATA_USER``, ``STEPWIRE_METADATA_PASSWORD``.
+
+Precedence: a variable beats the file, the file beats the defaults, and an explicit
+setting is never overridden by a less specific one. Two variables that contradict each
+other (``STEPWIRE_METADATA_URI`` selects SQLite, ``STEPWIRE_METADATA_TYPE=mysql``) are
+an error naming both, never a silent choice.
+
+:meth:`StackConfig.to_environment` is the inverse of :func:`load_stack_config`: the
+variables that make another process resolve exactly this stack, whatever file or
+variables it finds. Orchestrators hand the whole stack to their step processes with it.
 """
 
 from __future__ import annotations
@@ -105,6 +114,73 @@ class StackConfig:
     artifact_store: str
     metadata_store: SQLiteConfig | MySQLConfig
 
+    def to_environment(self) -> dict[str, str]:
+        """The ``STEPWIRE_*`` variables that resolve to exactly this stack.
+
+        Every setting is given explicitly, so neither a ``stepwire.yaml`` the other
+        process finds nor the defaults can change it; ``STEPWIRE_CONFIG`` is set to
+        the file this configuration was read from (or to nothing), so the other
+        process reads the same file, if any, and no other.
+
+        Returns:
+            Variable names to values. The MySQL password is among them: pass the
+            result as an environment, never as command-line arguments.
+        """
+        env = {
+            ENV_CONFIG: str(self.config_file) if self.config_file else "",
+            ENV_ORCHESTRATOR: self.orchestrator,
+            ENV_ARTIFACT_STORE: self.artifact_store,
+        }
+        store = self.metadata_store
+        if isinstance(store, SQLiteConfig):
+            env[ENV_METADATA_TYPE] = "sqlite"
+            env[ENV_METADATA_URI] = store.path
+            return env
+        env[ENV_METADATA_TYPE] = "mysql"
+        for name in _MYSQL_FIELDS:
+            env[f"{_ENV_MYSQL_PREFIX}{name.upper()}"] = str(getattr(store, name))
+        return env
+
+    @staticmethod
+    def environment_names() -> frozenset[str]:
+        """Every variable :func:`load_stack_config` reads.
+
+        Returns:
+            The names; a process that hands its stack across removes these from the
+            environment it inherits before adding :meth:`to_environment`'s.
+        """
+        return frozenset(
+            {ENV_CONFIG, ENV_ORCHESTRATOR, ENV_ARTIFACT_STORE, ENV_METADATA_URI, ENV_METADATA_TYPE}
+            | {f"{_ENV_MYSQL_PREFIX}{name.upper()}" for name in _MYSQL_FIELDS}
+        )
+
+    def to_file(self, path: Path) -> Path:
+        """Writes this configuration as a ``stepwire.yaml`` that loads back to it.
+
+        The file is created readable by its owner only, since it may hold a password.
+
+        Args:
+            path: The file to write.
+
+        Returns:
+            The path written.
+        """
+        store = self.metadata_store
+        metadata: dict[str, Any]
+        if isinstance(store, SQLiteConfig):
+            metadata = {"type": "sqlite", "path": store.path}
+        else:
+            metadata = {"type": "mysql", **{k: getattr(store, k) for k in _MYSQL_FIELDS}}
+        data = {
+            "orchestrator": self.orchestrator,
+            "artifact_store": self.artifact_store,
+            "metadata_store": metadata,
+        }
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            yaml.safe_dump(data, file, sort_keys=False)
+        return path
+
 
 def find_config_file(start: Path, environ: Mapping[str, str]) -> Path | None:
     """Finds the stack configuration file.
@@ -115,11 +191,14 @@ def find_config_file(start: Path, environ: Mapping[str, str]) -> Path | None:
 
     Returns:
         ``$STEPWIRE_CONFIG`` if set, else the nearest ``stepwire.yaml``, else None.
+        ``STEPWIRE_CONFIG`` set to the empty string means no file at all.
 
     Raises:
         StackConfigError: If ``STEPWIRE_CONFIG`` names a missing file.
     """
     explicit = environ.get(ENV_CONFIG)
+    if explicit == "":
+        return None
     if explicit:
         path = (start / explicit).resolve()
         if not path.is_file():
@@ -169,9 +248,15 @@ def _metadata_config(
         section = {}
     if not isinstance(section, dict):
         raise StackConfigError(f"{where}: metadata_store must be a mapping.")
-    env_uri = environ.get(ENV_METADATA_URI)
-    kind = environ.get(ENV_METADATA_TYPE) or ("sqlite" if env_uri else None)
-    kind = kind or section.get("type", "sqlite")
+    env_uri = environ.get(ENV_METADATA_URI) or None
+    env_kind = environ.get(ENV_METADATA_TYPE) or None
+    if env_uri and env_kind not in (None, "sqlite"):
+        # Both are explicit and at the same level: neither may silently win.
+        raise StackConfigError(
+            f"{ENV_METADATA_URI} selects a SQLite metadata store but "
+            f"{ENV_METADATA_TYPE}={env_kind}; unset one of them."
+        )
+    kind = env_kind or ("sqlite" if env_uri else None) or section.get("type", "sqlite")
     if kind == "sqlite":
         return _sqlite_config(section, root, cwd, env_uri, where)
     if kind == "mysql":

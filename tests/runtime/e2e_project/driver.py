@@ -23,6 +23,7 @@ from stepwire.exceptions import (  # noqa: E402
     StepwireError,
 )
 from stepwire.stack import get_active_stack  # noqa: E402
+from stepwire.step_launcher import launch_step  # noqa: E402
 from stepwire.steps.executor import generate_component_class  # noqa: E402
 
 IMPORTED = time.perf_counter()
@@ -59,7 +60,7 @@ def main():
     )
     stack = get_active_stack()
     launched = time.perf_counter()
-    result = stack.orchestrator.launch_step(step, run_name, pb2_pipeline, stack=stack)
+    result = launch_step(step, run_name, pb2_pipeline, stack)
     done = time.perf_counter()
     report = {
         "outcome": result.outcome.value,

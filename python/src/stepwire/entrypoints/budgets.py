@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from stepwire.entrypoints import codec
 from stepwire.exceptions import StepwireError
@@ -103,18 +103,9 @@ def _json_flags() -> list[str]:
     return [o.flag for o in codec.OPTIONS if o.encoding is codec.Encoding.BASE64_JSON]
 
 
-def _value_of(argv: list[str], flag: str) -> str | None:
-    for index, element in enumerate(argv):
-        if element == f"--{flag}" and index + 1 < len(argv):
-            return argv[index + 1]
-        if element.startswith(f"--{flag}="):
-            return element.split("=", 1)[1]
-    return None
-
-
 def fit_arguments(
     args: codec.EntrypointArgs,
-    custom_arguments: list[str],
+    custom: Mapping[str, str],
     command: list[str],
     *,
     budget: ArgumentBudget,
@@ -129,7 +120,7 @@ def fit_arguments(
 
     Args:
         args: The contract's options.
-        custom_arguments: The configuration's custom arguments, appended as given.
+        custom: The configuration's custom options' values, by name.
         command: The command the arguments follow (counted in the total).
         budget: The launch target's budget.
         store: Where by-reference values go.
@@ -151,7 +142,7 @@ def fit_arguments(
     )
     attempts = 0
     while True:
-        argv = encode(args, store=store, thresholds=thresholds) + list(custom_arguments)
+        argv = encode(args, custom=custom, store=store, thresholds=thresholds)
         too_long = [element for element in command + argv if not budget.element_fits(element)]
         if too_long:
             raise ArgumentBudgetError(
@@ -163,17 +154,13 @@ def fit_arguments(
         total = budget.total(command + argv)
         if total <= budget.max_total:
             return argv
+        # The codec's own scanner reads back what its encoder wrote.
+        values = codec.scan(argv, frozenset(_json_flags()))
         inline = {
-            flag: len(value)
-            for flag in _json_flags()
-            if (value := _value_of(argv, flag)) is not None and not value.startswith("ref:")
+            flag: len(value) for flag, value in values.items() if not value.startswith("ref:")
         }
         if not inline or attempts > 2 * len(_json_flags()):
-            sizes = ", ".join(
-                f"--{flag} {len(value)}"
-                for flag in _json_flags()
-                if (value := _value_of(argv, flag)) is not None
-            )
+            sizes = ", ".join(f"--{flag} {len(value)}" for flag, value in values.items())
             raise ArgumentBudgetError(
                 f"the command is {total} in all, above the {budget.name} budget of "
                 f"{budget.max_total} ({budget.description}), even with every JSON option "

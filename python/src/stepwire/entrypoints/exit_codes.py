@@ -3,7 +3,8 @@
 Every failure of the entrypoint is classified into a :class:`FailureKind`; its
 exit code and whether it is worth retrying come from :data:`FAILURES`, the
 table the README documents. The process prints one line saying what was wrong
-first, then (except for bad arguments) the traceback, and writes a failure
+first, ``stepwire: <kind>: <message>``, then (except for bad arguments) the
+traceback, and writes a failure
 record: JSON of at most 4 KiB to ``$STEPWIRE_FAILURE_RECORD`` and to
 ``/dev/termination-log`` when that file exists (Kubernetes' termination message).
 """
@@ -117,10 +118,11 @@ def classify(error: BaseException) -> FailureKind:
         DuplicateRunNameError,
         InfrastructureError,
         InputResolutionError,
+        PipelineIRError,
         StackConfigError,
     )
 
-    if isinstance(error, CodecError):
+    if isinstance(error, (CodecError, PipelineIRError)):
         return FailureKind.BAD_ARGUMENTS
     if isinstance(error, UserCodeLoadError):
         return FailureKind.USER_CODE_NOT_LOADABLE
@@ -178,20 +180,41 @@ def _write_record(data: bytes) -> None:
             )
 
 
+def report(kind: FailureKind, message: str, error: BaseException | None = None) -> int:
+    """Reports a failure (one line, traceback if any, record) and returns its exit code.
+
+    The line is ``stepwire: <kind>: <message>``, the kind spelled as in the README's
+    table, so a log reader or an orchestrator can match it.
+
+    Args:
+        kind: The failure kind.
+        message: What was wrong, for a person.
+        error: The exception, whose traceback follows the line (not for bad arguments).
+
+    Returns:
+        The exit code.
+    """
+    failure = FAILURES[kind]
+    line = " ".join(message.split())
+    print(f"stepwire: {kind.value}: {line}", file=sys.stderr, flush=True)
+    if error is not None and kind is not FailureKind.BAD_ARGUMENTS:
+        traceback.print_exception(error)
+    _write_record(failure_record(kind, line))
+    sys.stderr.flush()
+    return int(failure.exit_code)
+
+
 def fail(error: BaseException) -> NoReturn:
     """Reports a failure (one line, traceback, record) and exits with its code.
 
     Args:
         error: The exception that ended the step.
     """
-    kind = classify(error)
-    failure = FAILURES[kind]
-    line = " ".join(str(error).split()) or type(error).__name__
-    print(f"stepwire: {failure.summary}: {line}", file=sys.stderr, flush=True)
-    if kind is not FailureKind.BAD_ARGUMENTS:
-        traceback.print_exception(error)
-    _write_record(failure_record(kind, line))
-    sys.exit(failure.exit_code)
+    from stepwire.entrypoints import supervisor_channel
+
+    code = report(classify(error), str(error) or type(error).__name__, error)
+    supervisor_channel.report_exit(code)
+    sys.exit(code)
 
 
 def run_and_exit(entrypoint: Callable[[], None]) -> NoReturn:
@@ -200,13 +223,16 @@ def run_and_exit(entrypoint: Callable[[], None]) -> NoReturn:
     Args:
         entrypoint: The function to run.
     """
+    from stepwire.entrypoints import supervisor_channel
+
     try:
         entrypoint()
     except Exception as error:  # every failure ends here, classified
         fail(error)
     except SystemExit as exit_:
         # User code that calls sys.exit() while the step runs: not a success.
-        if exit_.code in (None, 0):
-            fail(RuntimeError("the step called sys.exit() before it finished"))
-        raise
+        code = exit_.code if isinstance(exit_.code, int) else 1
+        fail(RuntimeError(f"the step called sys.exit({exit_.code}) before it finished"))
+        raise SystemExit(code) from None  # not reached: fail() exits
+    supervisor_channel.report_exit(ExitCode.SUCCESS)
     sys.exit(ExitCode.SUCCESS)

@@ -2,36 +2,38 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import NoReturn
 
-from stepwire import constants
-from stepwire.entrypoints.codec import ENTRYPOINT_CONFIG_SOURCE_OPTION, ArgumentError, ErrorKind
+from stepwire import codec_runtime, constants
+from stepwire.entrypoints.codec import (
+    CONTRACT_VERSION,
+    CONTRACT_VERSION_OPTION,
+    ENTRYPOINT_CONFIG_SOURCE_OPTION,
+    FLAGS,
+    ArgumentError,
+    ErrorKind,
+    scan,
+)
 from stepwire.entrypoints.loading import load_class
 from stepwire.entrypoints.step_entrypoint_configuration import StepEntrypointConfiguration
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise ArgumentError(
-            ErrorKind.MISSING_OPTION,
-            f"--{ENTRYPOINT_CONFIG_SOURCE_OPTION}: required option is missing ({message})",
-            ENTRYPOINT_CONFIG_SOURCE_OPTION,
-        )
 
 
 def main(argv: list[str] | None = None) -> None:
     """Runs the step defined by the command line arguments.
 
     This only loads the ``StepEntrypointConfiguration`` subclass named by
-    ``--entrypoint_config_source``, builds it with the whole command line and
-    calls its ``run()``.
+    ``--entrypoint_config_source``, builds it with the command line and calls its
+    ``run()``. (A configuration also accepts the command line without that option,
+    which is what the seed's ``main()`` passed.) The command line is read by the
+    contract's own scanner: the contract version first, before anything is
+    imported, then the configuration source.
 
     Args:
         argv: The arguments after the command; ``sys.argv[1:]`` by default.
 
     Raises:
+        ArgumentError: If the contract version is unsupported or the configuration
+            source is missing, repeated or empty.
         TypeError: If the configuration source does not point to a
             ``StepEntrypointConfiguration`` subclass.
     """
@@ -39,12 +41,19 @@ def main(argv: list[str] | None = None) -> None:
     # Loading the configuration class may import the user's script: from now
     # on a module-level `pipeline.run()` there must not run a pipeline.
     constants.SHOULD_PREVENT_PIPELINE_EXECUTION = True
-    # Only the configuration class is read here: it decides which custom
-    # options the rest of the command line has.
-    parser = _Parser(add_help=False, allow_abbrev=False)
-    parser.add_argument(f"--{ENTRYPOINT_CONFIG_SOURCE_OPTION}", required=True)
-    known, _ = parser.parse_known_args(arguments)
-    config_source: str = getattr(known, ENTRYPOINT_CONFIG_SOURCE_OPTION)
+    # Contract section 5: a newer contract may have changed every other option,
+    # so its version is checked before any of them is looked at.
+    values = scan(arguments, FLAGS)
+    codec_runtime.check_version_in(
+        CONTRACT_VERSION_OPTION, values.get(CONTRACT_VERSION_OPTION), CONTRACT_VERSION
+    )
+    config_source = values.get(ENTRYPOINT_CONFIG_SOURCE_OPTION)
+    if config_source is None:
+        raise ArgumentError(
+            ErrorKind.MISSING_OPTION,
+            f"--{ENTRYPOINT_CONFIG_SOURCE_OPTION}: required option is missing",
+            ENTRYPOINT_CONFIG_SOURCE_OPTION,
+        )
     if not config_source or "\x00" in config_source:
         # The same rule the contract's decoder applies to every plain option.
         raise ArgumentError(
@@ -65,6 +74,7 @@ if __name__ == "__main__":
 
     _fast_imports.install()
 
+    from stepwire.entrypoints import supervisor
     from stepwire.entrypoints.exit_codes import run_and_exit
 
-    run_and_exit(main)
+    supervisor.supervise(lambda: run_and_exit(main))

@@ -20,13 +20,15 @@ from stepwire.entrypoints.codec import (
     PIPELINE_JSON_OPTION,
     STEP_SOURCE_OPTION,
 )
-from stepwire.entrypoints.loading import UserCodeLoadError, import_user_module, load_class
+from stepwire.entrypoints.loading import load_class
+from stepwire.entrypoints.references import ArtifactStoreReferences
 
 if TYPE_CHECKING:
     from tfx.orchestration.portable import data_types
 
     from stepwire._protos import Pipeline as Pb2Pipeline
     from stepwire._protos import PipelineNode as Pb2PipelineNode
+    from stepwire.stack import Stack
     from stepwire.steps.base_step import BaseStep
 
 logger = logging.getLogger(__name__)
@@ -80,15 +82,43 @@ class StepEntrypointConfiguration(ABC):
     ARGUMENT_BUDGET: ClassVar[ArgumentBudget] = LINUX
     """Limits of the launch target; arguments are fitted to them when built."""
 
-    def __init__(self, arguments: list[str]) -> None:
+    def __init__(self, arguments: list[str], *, stack: Stack | None = None) -> None:
         """Initializes the entrypoint configuration.
 
         Args:
-            arguments: Command line arguments to configure this object: the
-                whole argv after the command, ``--entrypoint_config_source``
-                included.
+            arguments: Command line arguments to configure this object: the argv
+                after the command. ``--entrypoint_config_source`` may be left out,
+                as the seed's ``main()`` does (it then names this class).
+            stack: The stack the step runs on. Omitted, it is resolved once from
+                this process's configuration when first needed.
         """
-        self.entrypoint_args: dict[str, Any] = self._parse_arguments(arguments)
+        self._stack = stack
+        self.decoded_args: codec.DecodedArgs = self._decode_arguments(
+            arguments, reader=self._read_reference
+        )
+        """The options decoded: ``decoded_args.args`` is the typed
+        ``EntrypointArgs`` message (maps as dicts, the pipeline as JSON text),
+        ``decoded_args.custom`` the custom options' values."""
+        self.entrypoint_args: dict[str, str] = self._raw_values(arguments)
+        """Each option's value exactly as given on the command line (a string),
+        as the seed held it; the custom options included."""
+
+    @property
+    def stack(self) -> Stack:
+        """The stack this step runs on, resolved once per configuration.
+
+        Returns:
+            The stack given at construction, else the one this process's
+            configuration (``stepwire.yaml`` and ``STEPWIRE_*``) resolves to.
+        """
+        if self._stack is None:
+            from stepwire.stack import get_active_stack
+
+            self._stack = get_active_stack()
+        return self._stack
+
+    def _read_reference(self, uri: str) -> bytes:
+        return ArtifactStoreReferences(self.stack.artifact_store.path).read(uri)
 
     @classmethod
     def get_custom_entrypoint_options(cls) -> set[str]:
@@ -217,18 +247,24 @@ class StepEntrypointConfiguration(ABC):
             pb2_pipeline: The compiled pipeline the step belongs to.
             **kwargs: Passed to ``get_custom_entrypoint_arguments()``. A
                 ``run_name`` keyword is also written into the contract's
-                late-bound ``--run_name`` option.
+                late-bound ``--run_name`` option; a ``stack`` keyword is the
+                stack whose artifact store holds by-reference values (inside
+                ``BaseOrchestrator.run``, the run's stack by default); a
+                ``pipeline_index`` keyword (a ``PipelineIndex`` of
+                ``pb2_pipeline``) saves unpacking the IR again for every step.
 
         Returns:
             A list of strings with the arguments.
 
         Raises:
-            EncodeError: If the arguments cannot be encoded.
+            EncodeError: If the arguments cannot be encoded (for example a
+                custom argument is undeclared, repeated or clashes with a
+                contract option).
             ArgumentError: If the result does not parse (for example a custom
-                argument is missing or clashes with a contract option).
+                option has no argument).
         """
         from stepwire.pipelines.dehydrate import dehydrate
-        from stepwire.stack import get_active_stack
+        from stepwire.run_context import current_run_stack
 
         main_module_source = constants.USER_MAIN_MODULE or (
             source_utils.get_module_source_from_module(sys.modules["__main__"])
@@ -248,7 +284,7 @@ class StepEntrypointConfiguration(ABC):
             main_module_source=main_module_source,
             step_source=_resolve_class(step.__class__),
             pipeline_json=json_format.MessageToJson(
-                dehydrate(pb2_pipeline, step.name), indent=None
+                dehydrate(pb2_pipeline, step.name, kwargs.get("pipeline_index")), indent=None
             ),
             input_artifact_sources={
                 name: _resolve_class(artifact) for name, artifact in step.INPUT_SPEC.items()
@@ -262,43 +298,76 @@ class StepEntrypointConfiguration(ABC):
         run_name = kwargs.get("run_name")
         if run_name is not None:
             args.run_name = str(run_name)
-        references = _LazyReferences(get_active_stack)
+        stack: Stack | None = kwargs.get("stack") or current_run_stack()
+        custom = codec.parse_custom_arguments(
+            cls.get_custom_entrypoint_arguments(step=step, **kwargs),
+            codec.check_custom_options(frozenset(cls.get_custom_entrypoint_options())),
+        )
+        # By-reference values go to the artifact store of the stack the arguments
+        # are built for; without one, a value that needs a reference is an error
+        # of the codec's (needs_reference_store) naming the option.
+        references = ArtifactStoreReferences(stack.artifact_store.path) if stack else None
         arguments = fit_arguments(
             args,
-            cls.get_custom_entrypoint_arguments(step=step, **kwargs),
+            custom,
             cls.get_entrypoint_command(),
             budget=cls.get_argument_budget(),
             store=references,
         )
         # Parse what was produced, so an invalid command line fails here.
-        cls._parse_arguments(arguments)
+        cls._decode_arguments(arguments, reader=references.read if references else None)
         return arguments
 
     @classmethod
-    def _parse_arguments(cls, arguments: list[str]) -> dict[str, Any]:
+    def _parse_arguments(cls, arguments: list[str]) -> dict[str, str]:
         """Parses command line arguments with the generated decoder.
+
+        Every option is decoded and checked; what is returned is what the seed
+        returned: each option's value as given.
 
         Args:
             arguments: The argv after the command, in any form the contract
-                accepts (``--option value`` or ``--option=value``).
+                accepts (``--option value`` or ``--option=value``);
+                ``--entrypoint_config_source`` may be left out (``main()`` has
+                read it), as in the seed.
 
         Returns:
-            The options by name: the contract's (maps as dicts, JSON as its
-            canonical text) and the custom ones.
+            The raw option values by name: the contract's and the custom ones.
 
         Raises:
             ArgumentError: If the arguments are not valid; it is a ``ValueError``
                 whose ``kind`` says what was wrong.
         """
-        from stepwire.stack import get_active_stack
+        cls._decode_arguments(arguments, reader=None)
+        return cls._raw_values(arguments)
 
-        references = _LazyReferences(get_active_stack)
-        decoded = codec.decode(
-            arguments,
+    @classmethod
+    def _with_config_source(cls, arguments: list[str]) -> list[str]:
+        """The arguments, naming this class if they do not name a configuration."""
+        found = codec.scan(arguments, frozenset({ENTRYPOINT_CONFIG_SOURCE_OPTION}))
+        if ENTRYPOINT_CONFIG_SOURCE_OPTION in found:
+            return list(arguments)
+        # main() has consumed the option to find this very class (the seed's
+        # _parse_arguments skips it for the same reason).
+        source = source_utils.resolve_importable_class(cls)
+        return [f"--{ENTRYPOINT_CONFIG_SOURCE_OPTION}={source}", *arguments]
+
+    @classmethod
+    def _decode_arguments(
+        cls, arguments: list[str], *, reader: codec.ReferenceReader | None
+    ) -> codec.DecodedArgs:
+        """Decodes and checks every option of a command line."""
+        return codec.decode(
+            cls._with_config_source(arguments),
             custom_options=frozenset(cls.get_custom_entrypoint_options()),
-            read_reference=references.read,
+            read_reference=reader,
         )
-        return {**codec.as_dict(decoded.args), **decoded.custom}
+
+    @classmethod
+    def _raw_values(cls, arguments: list[str]) -> dict[str, str]:
+        """Each known option's value as given, read by the codec's scanner."""
+        custom = frozenset(cls.get_custom_entrypoint_options())
+        return codec.scan(cls._with_config_source(arguments), codec.FLAGS | custom)
 
     @staticmethod
     def _create_executor_class(
@@ -349,131 +418,14 @@ class StepEntrypointConfiguration(ABC):
         """Runs a single step.
 
         Subclasses should customise ``setup(...)`` and ``post_run(...)`` rather
-        than this method.
+        than this method. The work is :func:`stepwire.entrypoints.step_runner.run_step`'s.
 
         Raises:
             TypeError: If the arguments point to classes of the wrong kind.
         """
-        import stepwire.materializers  # noqa: F401 - registers the built-in materializers
-        from stepwire._protos import Pipeline
-        from stepwire.entrypoints import exit_codes
-        from stepwire.exceptions import DuplicateRunNameError
-        from stepwire.stack import get_active_stack
-        from stepwire.steps.base_step import BaseStep
+        from stepwire.entrypoints.step_runner import run_step
 
-        # A module-level `pipeline.run()` in the user's script must not start a
-        # whole pipeline when this process imports the script.
-        constants.SHOULD_PREVENT_PIPELINE_EXECUTION = True
-
-        pb2_pipeline = Pipeline()
-        try:
-            json_format.Parse(self.entrypoint_args[PIPELINE_JSON_OPTION], pb2_pipeline)
-        except json_format.ParseError as exc:
-            raise codec.ArgumentError(
-                codec.ErrorKind.WRONG_JSON_SHAPE,
-                f"--{PIPELINE_JSON_OPTION}: not a tfx.orchestration.Pipeline: {exc}",
-                PIPELINE_JSON_OPTION,
-            ) from None
-        main_module_source: str = self.entrypoint_args[MAIN_MODULE_SOURCE_OPTION]
-        step_source = source_utils.strip_pin(self.entrypoint_args[STEP_SOURCE_OPTION])
-        input_artifact_sources: dict[str, str] = self.entrypoint_args[INPUT_ARTIFACT_SOURCES_OPTION]
-        materializer_sources: dict[str, str] = self.entrypoint_args[MATERIALIZER_SOURCES_OPTION]
-
-        pipeline_name = pb2_pipeline.pipeline_info.id
-        step_module, dot, step_name = step_source.rpartition(".")
-        if not dot or not step_module or not step_name:
-            raise UserCodeLoadError(
-                f"the step source `{step_source}` is not of the form `module.StepClass`"
-            )
-
-        exit_codes.context.pipeline = pipeline_name
-        exit_codes.context.step = step_name
-        self.setup(pipeline_name=pipeline_name, step_name=step_name)
-
-        # The user's script registers its materializers and artifact types when
-        # imported. If that script is what runs as `__main__` here (an
-        # in-process launch), it is not imported a second time.
-        import_user_module(main_module_source)
-        # From here on, `__main__` is this entrypoint, not the user's script;
-        # nested launches must still name the user's module.
-        constants.USER_MAIN_MODULE = main_module_source
-
-        step = load_class(step_source, BaseStep, "step")()
-        # The IR names the executor class in the module the step was in when
-        # the pipeline was compiled: `__main__` if that was the user's script
-        # (`python run.py`), the script's module name if it was imported
-        # (`stepwire run run.py:p`). Recreate the executor exactly there, so
-        # TFX imports the path the IR holds.
-        step.__module__ = _executor_module(pb2_pipeline, step_name) or (
-            "__main__" if step_module == main_module_source else step_module
-        )
-        self._create_executor_class(
-            step=step,
-            input_artifact_sources=input_artifact_sources,
-            materializer_sources=materializer_sources,
-        )
-
-        run_name = self.get_run_name(pipeline_name=pipeline_name)
-        exit_codes.context.run = run_name
-        orchestrator = get_active_stack().orchestrator
-        try:
-            execution_info = orchestrator.run_step(
-                step=step, run_name=run_name, pb2_pipeline=pb2_pipeline
-            )
-        except DuplicateRunNameError:
-            if not constants.tolerate_rerun():
-                raise
-            # Said plainly, and never reported as cached: nothing was executed.
-            logger.warning(
-                "Step %s already succeeded in run %s: not executed again (%s is set).",
-                step_name,
-                run_name,
-                constants.ENV_TOLERATE_RERUN,
-            )
-            execution_info = None
-        pipeline_node = orchestrator._get_node_with_step_name(
-            step_name=step_name, pb2_pipeline=pb2_pipeline
-        )
-        self.post_run(
-            pipeline_name=pipeline_name,
-            step_name=step_name,
-            pipeline_node=pipeline_node,
-            execution_info=execution_info,
-        )
-
-
-def _executor_module(pb2_pipeline: Pb2Pipeline, step_name: str) -> str | None:
-    """The module part of the executor class path the IR names for a step."""
-    from tfx.orchestration.local import runner_utils
-
-    deployment_config = runner_utils.extract_local_deployment_config(pb2_pipeline)
-    spec = runner_utils.extract_executor_spec(deployment_config, step_name)
-    class_path: str = getattr(spec, "class_path", "")
-    return class_path.rsplit(".", 1)[0] if "." in class_path else None
-
-
-class _LazyReferences:
-    """Reference store and reader that find the artifact store only when used.
-
-    Most command lines carry no by-reference value; looking up the stack (and
-    reading its configuration) is then not needed at all.
-    """
-
-    def __init__(self, stack_factory: Any) -> None:
-        self._stack_factory = stack_factory
-
-    def _store(self) -> Any:
-        from stepwire.references import ArtifactStoreReferences
-
-        return ArtifactStoreReferences(self._stack_factory().artifact_store.path)
-
-    def put(self, payload: bytes, sha256_hex: str) -> str:
-        uri: str = self._store().put(payload, sha256_hex)
-        return uri
-
-    def read(self, uri: str) -> bytes:
-        data: bytes = self._store().read(uri)
-        return data
+        run_step(self)
 
 
 __all__ = [

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 from stepwire.orchestrators.base_orchestrator import BaseOrchestrator, RuntimeConfiguration
 from stepwire.orchestrators.progress import PipelineRunFailedError, ProgressReporter, RunSummary
+from stepwire.pipeline_ir import PipelineIndex
+from stepwire.step_launcher import launch_step
 
 if TYPE_CHECKING:
     from stepwire._protos import Pipeline as Pb2Pipeline
@@ -51,6 +53,7 @@ class LocalOrchestrator(BaseOrchestrator):
         progress = ProgressReporter(summary, width)
         progress.header(None)
         failure: BaseException | None = None
+        index = PipelineIndex(pb2_pipeline)
         for step in sorted_list_of_steps:
             if failure is not None:
                 progress.skipped(step.name, next(iter(summary.errors)))
@@ -58,7 +61,7 @@ class LocalOrchestrator(BaseOrchestrator):
             progress.started(step.name)
             start = time.monotonic()
             try:
-                result = self.launch_step(step, run_name, pb2_pipeline, stack=stack)
+                result = launch_step(step, run_name, pb2_pipeline, stack, index=index)
             except Exception as exc:  # reported, then re-raised after the summary
                 failure = exc
                 progress.finished(step.name, "failed", time.monotonic() - start, str(exc))

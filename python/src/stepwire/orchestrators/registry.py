@@ -37,6 +37,25 @@ def registered_orchestrators() -> list[str]:
     return sorted(_orchestrators)
 
 
+def name_of_orchestrator(cls: type[BaseOrchestrator]) -> str:
+    """Returns the name a stack configuration selects an orchestrator class by.
+
+    Args:
+        cls: The orchestrator class.
+
+    Returns:
+        The name it is registered under, else its class source (``pkg.module.Class``),
+        which :func:`get_orchestrator_class` loads as well.
+    """
+    from stepwire.source_utils import resolve_importable_class
+
+    source = resolve_importable_class(cls)
+    for name, entry in _orchestrators.items():
+        if entry is cls or entry == source:
+            return name
+    return source
+
+
 def get_orchestrator_class(name: str) -> type[BaseOrchestrator]:
     """Returns the orchestrator class registered under a name.
 

@@ -21,10 +21,10 @@ from stepwire.entrypoints.step_entrypoint_configuration import (
     DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND,
     StepEntrypointConfiguration,
 )
-from stepwire.metadata_store import SQLiteMetadataStore
 from stepwire.orchestrators.base_orchestrator import BaseOrchestrator, RuntimeConfiguration
 from stepwire.orchestrators.progress import PipelineRunFailedError, ProgressReporter, RunSummary
-from stepwire.stack_config import ENV_ARTIFACT_STORE, ENV_METADATA_URI, ENV_ORCHESTRATOR
+from stepwire.pipeline_ir import PipelineIndex
+from stepwire.stack_config import StackConfig
 
 if TYPE_CHECKING:
     from stepwire._protos import Pipeline as Pb2Pipeline
@@ -98,13 +98,15 @@ class SubprocessOrchestrator(BaseOrchestrator):
         self.max_parallel = max_parallel or _default_parallelism()
 
     def _child_environment(self, stack: Stack) -> dict[str, str]:
-        # The step side builds its stack from the environment: hand it exactly
-        # this stack, and make the user's modules importable from anywhere.
-        env = dict(os.environ)
-        env[ENV_ARTIFACT_STORE] = stack.artifact_store.path
-        if isinstance(stack.metadata_store, SQLiteMetadataStore):
-            env[ENV_METADATA_URI] = os.fspath(stack.metadata_store.path)
-        env[ENV_ORCHESTRATOR] = "subprocess"
+        # The step side resolves its stack from the environment: hand it this whole
+        # stack (a MySQL store chosen in code included), replacing whatever stack
+        # variables this process inherited, and make the user's modules importable.
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if name not in StackConfig.environment_names()
+        }
+        env.update(stack.to_config().to_environment())
         root = _import_root()
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         return env
@@ -145,16 +147,20 @@ class SubprocessOrchestrator(BaseOrchestrator):
         config = SubprocessEntrypointConfiguration
         command = config.get_entrypoint_command()
         # Build and validate every command line before any step starts.
+        index = PipelineIndex(pb2_pipeline)
         commands = {
             step.name: command
             + config.get_entrypoint_arguments(
-                step=step, pb2_pipeline=pb2_pipeline, run_name=run_name
+                step=step,
+                pb2_pipeline=pb2_pipeline,
+                run_name=run_name,
+                stack=stack,
+                pipeline_index=index,
             )
             for step in sorted_list_of_steps
         }
         upstream = {
-            step.name: set(self._get_node_with_step_name(step.name, pb2_pipeline).upstream_nodes)
-            for step in sorted_list_of_steps
+            step.name: set(index.node(step.name).upstream_nodes) for step in sorted_list_of_steps
         }
         env = self._child_environment(stack)
         logs = self._log_folder(stack, run_name)
@@ -190,9 +196,20 @@ class SubprocessOrchestrator(BaseOrchestrator):
                     name = running.pop(future)
                     code, seconds = future.result()
                     log = logs / f"{name}.log"
-                    if code == 0:
-                        status = self._outcome(stack, pipeline.name, run_name, name)
+                    status = (
+                        self._outcome(stack, pipeline.name, run_name, name) if code == 0 else None
+                    )
+                    if status in ("completed", "cached"):
                         progress.finished(name, status, seconds)
+                    elif code == 0:
+                        # Exit 0 is not enough: a step process that ended itself early
+                        # (os._exit(0)) leaves no COMPLETE or CACHED execution behind.
+                        reason = (
+                            f"exited 0, but its execution in run '{run_name}' is "
+                            f"{status or 'missing'}, not completed or cached"
+                        )
+                        progress.finished(name, "failed", seconds, reason)
+                        _print_tail(log)
                     else:
                         progress.finished(name, "failed", seconds, _first_error_line(log, code))
                         _print_tail(log)
@@ -202,16 +219,15 @@ class SubprocessOrchestrator(BaseOrchestrator):
         return summary
 
     @staticmethod
-    def _outcome(stack: Stack, pipeline_name: str, run_name: str, step_name: str) -> str:
+    def _outcome(stack: Stack, pipeline_name: str, run_name: str, step_name: str) -> str | None:
         # The child's exit code says it succeeded; ML Metadata says whether it
-        # ran or its outputs came from the cache.
+        # ran, its outputs came from the cache, or it did not finish at all.
         from stepwire.runs import RunReader
 
         # Guarded: step processes are writing to the same store right now.
-        status = RunReader(stack.metadata_store.open_store()).step_status(
+        return RunReader(stack.metadata_store.open_store()).step_status(
             run_name, pipeline_name, step_name
         )
-        return "cached" if status == "cached" else "completed"
 
 
 def _import_root() -> str:

@@ -11,6 +11,7 @@ from stepwire.exceptions import PipelineInterfaceError
 from stepwire.steps.base_step import BaseStep
 
 if TYPE_CHECKING:
+    from stepwire.orchestrators.base_orchestrator import BaseOrchestrator
     from stepwire.stack import Stack
 
 logger = logging.getLogger(__name__)
@@ -153,17 +154,21 @@ class BasePipeline:
         """Wires the steps and compiles the pipeline with TFX's compiler (SYNC mode).
 
         Args:
-            pipeline_root: Root of the output artifacts; defaults to the active stack's
-                artifact store.
+            pipeline_root: Root of the output artifacts. Omitted (the default), the IR
+                leaves it a parameter that each step process binds to the artifact
+                store of its own stack; given, it is fixed in the IR and a step whose
+                artifact store differs refuses to run.
 
         Returns:
-            The pipeline IR.
+            The pipeline IR, its run id a parameter.
 
         Raises:
             PipelineInterfaceError: If ``connect`` leaves a step unused.
         """
         from tfx.dsl.compiler import compiler
         from tfx.orchestration import pipeline as tfx_pipeline
+
+        from stepwire.pipeline_ir import fix_pipeline_root, late_bind_pipeline_root
 
         for step in self.steps.values():
             step._reset_wiring()
@@ -176,19 +181,27 @@ class BasePipeline:
                     "in connect."
                 )
             components.append(step.component)
-        if pipeline_root is None:
-            from stepwire.stack import get_active_stack
-
-            pipeline_root = get_active_stack().artifact_store.path
         logical = tfx_pipeline.Pipeline(
             pipeline_name=self.name,
             components=components,
-            pipeline_root=pipeline_root,
+            # TFX wants a root to compile; which one is decided just below.
+            pipeline_root=pipeline_root or _UNBOUND_ROOT,
             enable_cache=self.enable_cache,
         )
-        return compiler.Compiler().compile(logical)
+        ir = compiler.Compiler().compile(logical)
+        if pipeline_root is None:
+            late_bind_pipeline_root(ir)
+        else:
+            fix_pipeline_root(ir, pipeline_root)
+        return ir
 
-    def run(self, run_name: str | None = None, stack: Stack | None = None) -> Any:
+    def run(
+        self,
+        run_name: str | None = None,
+        stack: Stack | None = None,
+        *,
+        orchestrator: BaseOrchestrator | None = None,
+    ) -> Any:
         """Runs the pipeline on a stack's orchestrator.
 
         Returns at once, doing nothing, when pipeline execution is prevented (inside a
@@ -198,7 +211,9 @@ class BasePipeline:
         Args:
             run_name: Name of the run; generated from the pipeline name and the time
                 when omitted.
-            stack: The stack to run on; defaults to the active stack.
+            stack: The stack to run on; resolved from this process's configuration
+                when omitted (this call is then the process's entry).
+            orchestrator: Runs the pipeline instead of the stack's orchestrator.
 
         Returns:
             Whatever the orchestrator returns, or None when execution is prevented.
@@ -213,4 +228,10 @@ class BasePipeline:
             from stepwire.stack import get_active_stack
 
             stack = get_active_stack()
+        if orchestrator is not None:
+            stack.orchestrator = orchestrator
         return stack.orchestrator.run(self, run_name=run_name, stack=stack)
+
+
+# A placeholder TFX compiles with; late_bind_pipeline_root() removes it from the IR.
+_UNBOUND_ROOT = "stepwire-unbound-pipeline-root"

@@ -22,6 +22,7 @@ from stepwire.constants import INTERNAL_EXECUTION_PARAMETER_PREFIX
 from stepwire.exceptions import (
     InfrastructureError,
     MissingStepParameterError,
+    PipelineIRError,
     StepInterfaceError,
     StepwireError,
 )
@@ -40,6 +41,22 @@ def _cause(error: BaseException) -> str:
     text = " ".join(str(error).split())
     text = text if len(text) <= 300 else text[:297] + "..."
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _parameters(step_name: str, exec_properties: dict[str, Any]) -> dict[str, Any]:
+    """The step's parameters: each execution property is a JSON text (stepwire's own dropped)."""
+    parameters: dict[str, Any] = {}
+    for key, value in exec_properties.items():
+        if key.startswith(INTERNAL_EXECUTION_PARAMETER_PREFIX):
+            continue
+        try:
+            parameters[key] = json.loads(value)
+        except (TypeError, ValueError) as e:
+            raise PipelineIRError(
+                f"Step '{step_name}': the pipeline IR's parameter '{key}' is not JSON "
+                f"({_describe(value)}): {e}"
+            ) from None
+    return parameters
 
 
 def _type_source(cls: type) -> str:
@@ -77,8 +94,9 @@ class _FunctionExecutor(base_executor.BaseExecutor):
                 ``stepwire-`` prefix are stepwire's own and are dropped.
 
         Raises:
-            StepInterfaceError: If inputs, parameters or returned values do not match
-                the step's declaration.
+            PipelineIRError: If a parameter is not JSON or not declared by the step.
+            StepInterfaceError: If inputs or returned values do not match the step's
+                declaration.
             MissingStepParameterError: If an argument gets no value at all.
             InfrastructureError: If an input cannot be read (missing or corrupt files)
                 or an output cannot be written; raised before or after the step
@@ -86,14 +104,11 @@ class _FunctionExecutor(base_executor.BaseExecutor):
         """
         function = type(self)._FUNCTION
         signature = parse_entrypoint(function, self.step_name)
-        parameters = {
-            key: json.loads(value)
-            for key, value in exec_properties.items()
-            if not key.startswith(INTERNAL_EXECUTION_PARAMETER_PREFIX)
-        }
+        parameters = _parameters(self.step_name, exec_properties)
         unknown = set(parameters) - set(signature.parameters)
         if unknown:
-            raise StepInterfaceError(
+            # The IR does not describe this step: deterministic, not worth a retry.
+            raise PipelineIRError(
                 f"Step '{self.step_name}': the pipeline IR passes parameters {sorted(unknown)} "
                 "that the step function does not declare; recompile the pipeline."
             )

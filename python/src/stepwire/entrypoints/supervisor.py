@@ -1,0 +1,172 @@
+"""The step process's supervisor: the truth about how a step ended, whatever its code does.
+
+A Kubernetes Job or an Argo step sees only the exit code of the step process. User
+code can end that process itself (``os._exit(0)``, a segfault in native code, the
+kernel's OOM killer), and ML Metadata would keep the execution RUNNING while the exit
+code said success. So the step entrypoint forks once, before it imports TFX: the child
+runs the entrypoint; the parent (a few MiB, importing nothing more) waits for it and
+turns its end into the documented exit code.
+
+The child tells the parent, over a pipe, what it knows as it learns it: the step's
+names, the stack and node contexts once the launch starts, and the exit code it is
+about to exit with. A child that ends any other way (a signal, an exit code it did not
+announce) is a failure: the parent marks the step's unfinished execution FAILED in ML
+Metadata, writes the failure record, prints the one line and exits ``step_failed``
+(70), or ``infrastructure`` (75) when the parent itself was asked to stop.
+
+``STEPWIRE_SUPERVISE=0`` runs the step in the process itself (for a debugger); so does
+a platform without ``os.fork``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from stepwire.entrypoints import exit_codes, supervisor_channel
+
+ENV_SUPERVISE = "STEPWIRE_SUPERVISE"
+"""Set to ``0`` to run the step without a supervising parent process."""
+
+_FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+_PR_SET_PDEATHSIG = 1
+_MAX_MESSAGES_BYTES = 1 << 20
+
+
+def enabled() -> bool:
+    """Tells whether the step runs under a supervisor in this environment.
+
+    Returns:
+        False when ``STEPWIRE_SUPERVISE`` is ``0``/``false``/``no``/``off``, or
+        ``os.fork`` does not exist here.
+    """
+    setting = os.environ.get(ENV_SUPERVISE, "").strip().lower()
+    return hasattr(os, "fork") and setting not in {"0", "false", "no", "off"}
+
+
+def supervise(entry: Callable[[], NoReturn]) -> NoReturn:
+    """Runs ``entry`` in a forked child and exits with the code its end maps to.
+
+    Args:
+        entry: What the step process does; it ends by ``sys.exit`` after
+            :func:`supervisor_channel.report_exit` (``exit_codes.run_and_exit``
+            does both).
+    """
+    if not enabled():
+        entry()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    parent_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        supervisor_channel.open_channel(write_end)
+        _die_with_parent(parent_pid)
+        entry()
+    os.close(write_end)
+    stopped_by: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        stopped_by.append(signum)
+        os.kill(pid, signum)
+
+    for signum in _FORWARDED:
+        signal.signal(signum, forward)
+    # Ctrl-C reaches the whole process group, the child included: not forwarded twice.
+    signal.signal(signal.SIGINT, lambda signum, _frame: stopped_by.append(signum))
+    _, status = os.waitpid(pid, 0)
+    messages = _read_messages(read_end)
+    sys.exit(_verdict(status, messages, stopped_by))
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Has the kernel end this child if the supervising parent dies (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(int(exit_codes.ExitCode.INFRASTRUCTURE))
+
+
+def _read_messages(fd: int) -> list[dict[str, Any]]:
+    os.set_blocking(fd, False)
+    chunks = []
+    size = 0
+    while size < _MAX_MESSAGES_BYTES:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:  # a grandchild holds the write end open
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    os.close(fd)
+    messages = []
+    for line in b"".join(chunks).decode("utf-8", errors="replace").splitlines():
+        try:
+            messages.append(json.loads(line))
+        except json.JSONDecodeError:  # a torn last line of a killed child
+            continue
+    return messages
+
+
+def _verdict(status: int, messages: list[dict[str, Any]], stopped_by: list[int]) -> int:
+    """The exit code of the step process, given how the child ended."""
+    announced = next((m["exit"] for m in reversed(messages) if "exit" in m), None)
+    launch = next((m["launch"] for m in reversed(messages) if "launch" in m), None)
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == announced:
+        if announced != 0 and launch is not None:
+            # A failure the child reported itself. TFX marks the execution FAILED
+            # when the executor raises, but not when user code raised SystemExit.
+            _mark_failed(launch, "the step failed (see its failure record)")
+        return int(announced)
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        how = f"was killed by signal {signal.Signals(signum).name} ({signum})"
+        if signum == signal.SIGKILL and not stopped_by:
+            how += ", perhaps by the kernel's out-of-memory killer"
+    else:
+        code = os.WEXITSTATUS(status)
+        how = f"exited with code {code} before the step finished (for example os._exit({code}))"
+    kind = (
+        exit_codes.FailureKind.INFRASTRUCTURE if stopped_by else exit_codes.FailureKind.STEP_FAILED
+    )
+    if stopped_by:
+        how += f" after this process received {signal.Signals(stopped_by[0]).name}"
+    for message in messages:
+        for key, value in message.get("context", {}).items():
+            if value:
+                setattr(exit_codes.context, key, value)
+    line = f"the step process {how}"
+    if launch is not None:
+        line += _mark_failed(launch, line)
+    return exit_codes.report(kind, line)
+
+
+def _mark_failed(launch: dict[str, Any], reason: str) -> str:
+    """Marks the node's unfinished executions in the run FAILED; says what it did."""
+    try:
+        from stepwire.metadata_store import metadata_store_from_config
+        from stepwire.stack_config import load_stack_config
+        from stepwire.step_launcher import mark_unfinished_failed
+
+        config = load_stack_config(environ=launch["stack"])
+        store = metadata_store_from_config(config.metadata_store).open_store()
+        contexts = [(str(t), str(n)) for t, n in launch["contexts"]]
+        marked = mark_unfinished_failed(store, contexts, reason)
+    except Exception as e:  # the exit code matters more than the record
+        return f"; its execution could not be marked FAILED ({type(e).__name__}: {e})"
+    if not marked:
+        return ""
+    return f"; execution {', '.join(map(str, marked))} marked FAILED in ML Metadata"
