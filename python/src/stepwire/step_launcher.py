@@ -132,8 +132,6 @@ def launch_step(
         InfrastructureError: If the artifact or metadata store cannot be used.
         StepwireError: If the execution ends in an unexpected state.
     """
-    from tfx.orchestration.portable import launcher
-
     index = index or PipelineIndex(pb2_pipeline)
     # Validate the IR's view of this step before binding a copy of it.
     index.node(step.name)
@@ -175,36 +173,19 @@ def launch_step(
     for execution in previous:
         _remove_outputs_of(execution, node, pipeline)
 
-    # The launcher builds the executor operator right away, which imports the
-    # executor class and copies sys.argv[1:] into the executor's extra_flags.
-    saved_argv = sys.argv
-    sys.argv = sys.argv[:1]
-    try:
-        step_launcher = launcher.Launcher(
-            pipeline_node=node,
-            mlmd_connection=mlmd,
-            pipeline_info=pipeline.pipeline_info,
-            pipeline_runtime_spec=pipeline.runtime_spec,
-            executor_spec=executor_spec,
-            custom_driver_spec=custom_driver_spec,
-        )
-    except (ImportError, AttributeError) as e:
-        raise PipelineIRError(
-            f"the executor '{executor_spec.class_path}' of step '{step.name}' cannot be "
-            f"loaded: {e}; the IR must name the module the step's executor is generated in"
-        ) from e
-    finally:
-        sys.argv = saved_argv
-
+    step_launcher = _build_launcher(
+        node,
+        mlmd,
+        pipeline,
+        executor_spec=executor_spec,
+        custom_driver_spec=custom_driver_spec,
+        step_name=step.name,
+    )
     if before_launch is not None:
         before_launch(node)
     logger.info("Step '%s' of run '%s' starting.", step.name, run_name)
     start = time.monotonic()
-    stack.prepare_step_run()
-    try:
-        execution_info = step_launcher.launch()
-    finally:
-        stack.cleanup_step_run()
+    execution_info = _run_launcher(step_launcher, stack, node)
     duration = time.monotonic() - start
 
     if execution_info is None or execution_info.execution_id is None:
@@ -224,6 +205,55 @@ def launch_step(
     return StepRunResult(
         step.name, run_name, outcome, execution_id, execution_info, duration, node, pipeline
     )
+
+
+def _build_launcher(
+    node: _protos.PipelineNode,
+    mlmd: GuardedMetadata,
+    pipeline: _protos.Pipeline,
+    *,
+    executor_spec: Any,
+    custom_driver_spec: Any,
+    step_name: str,
+) -> Any:
+    """TFX's portable launcher for the bound node."""
+    from tfx.orchestration.portable import launcher
+
+    # The launcher builds the executor operator right away, which imports the
+    # executor class and copies sys.argv[1:] into the executor's extra_flags.
+    saved_argv = sys.argv
+    sys.argv = sys.argv[:1]
+    try:
+        return launcher.Launcher(
+            pipeline_node=node,
+            mlmd_connection=mlmd,
+            pipeline_info=pipeline.pipeline_info,
+            pipeline_runtime_spec=pipeline.runtime_spec,
+            executor_spec=executor_spec,
+            custom_driver_spec=custom_driver_spec,
+        )
+    except (ImportError, AttributeError) as e:
+        raise PipelineIRError(
+            f"the executor '{executor_spec.class_path}' of step '{step_name}' cannot be "
+            f"loaded: {e}; the IR must name the module the step's executor is generated in"
+        ) from e
+    finally:
+        sys.argv = saved_argv
+
+
+def _run_launcher(step_launcher: Any, stack: Stack, node: _protos.PipelineNode) -> Any:
+    """Runs the launch between the stack's hooks; a stopped step is marked FAILED."""
+    stack.prepare_step_run()
+    try:
+        return step_launcher.launch()
+    except (SystemExit, KeyboardInterrupt) as stop:
+        # TFX marks an execution FAILED only for an Exception: a step that calls
+        # sys.exit() or is interrupted would stay RUNNING for ever.
+        reason = f"the step stopped with {type(stop).__name__}({getattr(stop, 'code', '')})"
+        mark_unfinished_failed(stack.metadata_store.open_store(), node_contexts(node), reason)
+        raise
+    finally:
+        stack.cleanup_step_run()
 
 
 def _bound_node(pipeline: _protos.Pipeline, node_id: str) -> _protos.PipelineNode:

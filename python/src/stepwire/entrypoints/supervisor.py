@@ -123,13 +123,23 @@ def _read_messages(fd: int) -> list[dict[str, Any]]:
 
 def _verdict(status: int, messages: list[dict[str, Any]], stopped_by: list[int]) -> int:
     """The exit code of the step process, given how the child ended."""
+    for message in messages:
+        for key, value in message.get("context", {}).items():
+            if value:
+                setattr(exit_codes.context, key, value)
     announced = next((m["exit"] for m in reversed(messages) if "exit" in m), None)
     launch = next((m["launch"] for m in reversed(messages) if "launch" in m), None)
-    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == announced:
-        if announced != 0 and launch is not None:
-            # A failure the child reported itself. TFX marks the execution FAILED
-            # when the executor raises, but not when user code raised SystemExit.
-            _mark_failed(launch, "the step failed (see its failure record)")
+    if announced is not None:
+        # The step's end was decided (and reported) before the process ended: what
+        # happens after it, in atexit handlers or a native library's teardown,
+        # does not change how the step ended.
+        if announced == exit_codes.ExitCode.STEP_FAILED and stopped_by:
+            # The step's own signal handler turned the stop into an error.
+            return exit_codes.report(
+                exit_codes.FailureKind.INFRASTRUCTURE,
+                f"the step was stopped: this process received "
+                f"{signal.Signals(stopped_by[0]).name} and forwarded it to the step",
+            )
         return int(announced)
     if os.WIFSIGNALED(status):
         signum = os.WTERMSIG(status)
@@ -144,10 +154,6 @@ def _verdict(status: int, messages: list[dict[str, Any]], stopped_by: list[int])
     )
     if stopped_by:
         how += f" after this process received {signal.Signals(stopped_by[0]).name}"
-    for message in messages:
-        for key, value in message.get("context", {}).items():
-            if value:
-                setattr(exit_codes.context, key, value)
     line = f"the step process {how}"
     if launch is not None:
         line += _mark_failed(launch, line)
