@@ -189,6 +189,13 @@ class BasePipeline:
             enable_cache=self.enable_cache,
         )
         ir = compiler.Compiler().compile(logical)
+        # A step that never caches says so in its own node, so that an IR used for
+        # several runs does not reuse the first run's execution of it.
+        never_cached = {step.name for step in self.steps.values() if not step.ENABLE_CACHE}
+        for wrapper in ir.nodes:
+            node = wrapper.pipeline_node
+            if node.node_info.id in never_cached:
+                node.execution_options.caching_options.enable_cache = False
         if pipeline_root is None:
             late_bind_pipeline_root(ir)
         else:
