@@ -229,3 +229,14 @@ def test_parsed_custom_arguments_travel_unchanged() -> None:
     argv = codec.encode(args, custom=custom)
     assert argv[-5:] == ["--name", "", "--other=-1", "--x-y", "v"]
     assert dict(codec.decode(argv, custom_options=NAMES).custom) == custom
+
+
+def test_scan_lists_the_options_it_skips_in_order() -> None:
+    unknown: list[str] = []
+    values = rt.scan(
+        ["--b", "1", "--known", "k", "--a=2", "--b", "2", "--c", "--known2=v"],
+        frozenset({"known", "known2"}),
+        unknown=unknown,
+    )
+    assert values == {"known": "k", "known2": "v"}
+    assert unknown == ["b", "a", "c"]

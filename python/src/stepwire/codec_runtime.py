@@ -808,7 +808,9 @@ def unpack_json(
 # The command line as a whole: the scan and the custom options.
 
 
-def scan(argv: Sequence[str], known: frozenset[str]) -> dict[str, str]:
+def scan(
+    argv: Sequence[str], known: frozenset[str], *, unknown: list[str] | None = None
+) -> dict[str, str]:
     """Reads the raw values of the known options, left to right (spec section 1.2).
 
     ``--name value`` and ``--name=value`` both work; a value that starts with a
@@ -819,6 +821,8 @@ def scan(argv: Sequence[str], known: frozenset[str]) -> dict[str, str]:
     Args:
         argv: The argv elements, without the command.
         known: The option names to read, without ``--``.
+        unknown: If given, the name of each skipped option is appended to it, once,
+            in the order met (what a reader shows as options it does not know).
 
     Returns:
         The raw value of each known option present, by name.
@@ -856,9 +860,12 @@ def scan(argv: Sequence[str], known: frozenset[str]) -> dict[str, str]:
                     ErrorKind.REPEATED_OPTION, f"--{name}: given more than once", name
                 )
             values[name] = value
-        elif not joined and following is not None and not following.startswith("-"):
-            # An option of a newer contract: skip it and the value it carries.
-            index += 1
+        else:
+            if unknown is not None and name and name not in unknown:
+                unknown.append(name)
+            if not joined and following is not None and not following.startswith("-"):
+                # An option of a newer contract: skip it and the value it carries.
+                index += 1
         index += 1
     return values
 

@@ -115,12 +115,9 @@ class Explanation:
 
 
 def _other_options(argv: list[str]) -> list[str]:
-    names = []
-    for word in argv:
-        if word.startswith("--") and len(word) > 2:
-            name = word[2:].split("=", 1)[0]
-            if name not in codec.FLAGS and name not in names:
-                names.append(name)
+    """The options the contract does not know, as the codec's scanner meets them."""
+    names: list[str] = []
+    codec.scan(argv, codec.FLAGS, unknown=names)
     return names
 
 
