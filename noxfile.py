@@ -11,15 +11,17 @@ import os
 
 import nox
 
+# The main interpreter, and every version the runtime claims (python/pyproject.toml).
 PYTHON = "3.11"
+PYTHONS = nox.project.python_versions(nox.project.load_toml("python/pyproject.toml"))
 GENERATED = "python/src/stepwire/_gen"
 TYPED_PATHS = ["python/src", "python/examples", "codegen/src", "noxfile.py"]
-LINT_PATHS = ["python", "codegen", "tests", "noxfile.py"]
+LINT_PATHS = ["python", "codegen", "tests", "tools", "noxfile.py"]
 
 # uv must never fetch an interpreter: the machine's Python 3.11 is the one used.
 os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["tests"]
+nox.options.sessions = [f"tests-{PYTHON}"]
 nox.options.error_on_missing_interpreters = True
 
 
@@ -35,11 +37,11 @@ def _sync(session: nox.Session, *groups: str) -> None:
     )
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Runs the whole test suite (pass pytest options after --)."""
+    """Runs the test suite but the slow marks (``-- -m slow`` for those, ``-- -m ''`` for all)."""
     _sync(session, "dev")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *(session.posargs or ["-m", "not slow"]))
 
 
 @nox.session(python=PYTHON, tags=["checks"])
@@ -103,7 +105,7 @@ _LAST_RUN = (
 def fuzz(session: nox.Session) -> None:
     """Feeds 100 000 hostile command lines to the decoder and to main() (opt-in)."""
     _sync(session, "dev")
-    session.run("python", "tests/hostile/argv_fuzz.py", *(session.posargs or ["--count", "100000"]))
+    session.run("python", "tools/stress/argv_fuzz.py", *(session.posargs or ["--count", "100000"]))
 
 
 CONFORMANCE = "tests/conformance"
@@ -132,4 +134,4 @@ def bench(session: nox.Session) -> None:
     _sync(session, "dev")
     # The peers (ZenML, KFP, Dagster) are installed by the suite, each in its own
     # virtual environment under .nox/bench-peers, at the versions it pins.
-    session.run("python", "tests/bench/suite.py", *session.posargs)
+    session.run("python", "tools/bench/suite.py", *session.posargs)

@@ -6,7 +6,7 @@ artifact folder and ML Metadata SQLite file:
 * ``stepwire``: ``python -m stepwire.entrypoints.step_entrypoint ARGS``, the command
   and arguments the subprocess orchestrator builds (with the import stand-ins);
 * ``stepwire_full_imports``: the same with ``STEPWIRE_FULL_TFX_IMPORTS=1`` (before 1b);
-* ``floor``: tests/bench/floor_step.py, the same node shape run with TFX's launcher
+* ``floor``: tools/bench/floor_step.py, the same node shape run with TFX's launcher
   and nothing of stepwire;
 * ``floor_stand_ins``: the floor with stepwire's import stand-ins.
 
@@ -268,7 +268,7 @@ def main() -> None:
             "stepwire": [*bench.command("stepwire", "consume", "RUN", phases=False)[:3], "ARGS..."],
             "floor": [
                 sys.executable,
-                "tests/bench/floor_step.py",
+                "tools/bench/floor_step.py",
                 "PIPELINE_B64",
                 "RUN_ID",
                 "METADATA_DB",

@@ -46,7 +46,7 @@ def run_timed(
 ) -> dict[str, Any]:
     """Runs a process; returns its wall time, own peak RSS, exit code and spawn/exit stamps.
 
-    The command runs under tests/bench/rss_wrap.py (see there why), which times it
+    The command runs under tools/bench/rss_wrap.py (see there why), which times it
     from spawn to reaping. Output goes to ``log`` (or is discarded); with ``check``,
     a non-zero exit raises with the log's tail.
     """

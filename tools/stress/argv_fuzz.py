@@ -1,7 +1,7 @@
 """Generated hostile command lines for the decoder and the entrypoint's ``main()``.
 
 Used by ``tests/hostile/test_fuzz.py`` (a short run) and by ``nox -s fuzz``
-(``python tests/hostile/argv_fuzz.py --count 100000``). Generation is seeded,
+(``python tools/stress/argv_fuzz.py --count 100000``). Generation is seeded,
 so a failure is reproducible from its seed and index.
 """
 

@@ -1,4 +1,4 @@
-"""The benchmark suite: ``nox -s bench`` (or ``python tests/bench/suite.py``).
+"""The benchmark suite: ``nox -s bench`` (or ``python tools/bench/suite.py``).
 
 Runs every section in fresh processes, writes the raw results to ``BENCHMARKS.json``
 and the report to ``BENCHMARKS.md`` (both at the repository root, rewritten from
@@ -46,7 +46,7 @@ class Suite:
         self._count += 1
         out = self.work / f"{Path(script).stem}-{self._count}.json"
         command = [PY, str(BENCH / script), *args, "--out", str(out)]
-        shown = " ".join(["python", f"tests/bench/{script}", *args])
+        shown = " ".join(["python", f"tools/bench/{script}", *args])
         if shown not in self.commands:
             self.commands.append(shown)
         harness.run_timed(command, env=env, cwd=REPO, log=self.work / f"{out.stem}.log")

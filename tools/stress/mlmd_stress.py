@@ -12,8 +12,8 @@ retried on the same handle after a sleep of about 2 s (``aborts_retried``).
 
 Run it directly to see the failure rate of the bare store against the guarded one::
 
-    python tests/concurrency/mlmd_stress.py --processes 8 --steps 25
-    python tests/concurrency/mlmd_stress.py --processes 8 --steps 25 --guard
+    python tools/stress/mlmd_stress.py --processes 8 --steps 25
+    python tools/stress/mlmd_stress.py --processes 8 --steps 25 --guard
 
 The tests import :func:`run_stress`.
 """

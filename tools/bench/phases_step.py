@@ -5,7 +5,7 @@ script does what that module's ``__main__`` block does (install the import
 stand-ins unless ``STEPWIRE_FULL_TFX_IMPORTS`` is set, then ``main()`` through
 ``run_and_exit``), with the imports done up front, one group at a time, and the
 functions ``StepEntrypointConfiguration.run()`` calls wrapped to time them
-(tests/bench/phase_timer.py). The runtime itself is not modified. Phase times go to
+(tools/bench/phase_timer.py). The runtime itself is not modified. Phase times go to
 ``$BENCH_PHASES_OUT``.
 """
 

@@ -4,13 +4,13 @@
 ``stepwire.step_launcher.launch_step`` (what a step process does after its imports) and
 prints the median time of a launch, the first (import-laden) one left out::
 
-    python tests/concurrency/launch_bench.py launch --steps 12
+    python tools/stress/launch_bench.py launch --steps 12
 
 ``throughput``: runs a pipeline of independent chains with the subprocess
 orchestrator (the CLI, a process per step) at several parallelisms and prints the
 steps per second of each::
 
-    python tests/concurrency/launch_bench.py throughput --parallel 2 4 8 --chains 8 --length 5
+    python tools/stress/launch_bench.py throughput --parallel 2 4 8 --chains 8 --length 5
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ receives too); the run id is substituted as stepwire and TFX's local runner do
 REFERENCE section 4.1). Nothing of stepwire is imported, except with ``--stand-ins``:
 then ``stepwire._fast_imports`` (standard library only) first, to measure the floor
 with the same import savings. With ``$BENCH_PHASES_OUT`` set, phase times are
-written there (tests/bench/phase_timer.py).
+written there (tools/bench/phase_timer.py).
 """
 
 import time
