@@ -176,9 +176,17 @@ class StackConfig:
             "artifact_store": self.artifact_store,
             "metadata_store": metadata,
         }
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            yaml.safe_dump(data, file, sort_keys=False)
+        # A new file in the same folder, owner-only from its first byte, then renamed
+        # over the target: an existing file's wider mode never holds the password.
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as file:
+                yaml.safe_dump(data, file, sort_keys=False)
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         return path
 
 

@@ -10,8 +10,9 @@ path); ``post_run()`` with the node that ran, bound to the run.
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
 
@@ -91,8 +92,10 @@ def run_step(config: StepEntrypointConfiguration) -> StepRunResult:
     exit_codes.context.pipeline = pipeline_name
     exit_codes.context.step = step_name
     # Before any user code runs: the IR must describe this very step.
-    index.node(step_name)
+    node = index.node(step_name)
     executor_module = index.executor_module(step_name)
+    _check_executor_module(executor_module, step_module, args.main_module_source, step_name)
+    _check_parameters_are_json(node, step_name)
 
     supervisor_channel.report_context(pipeline_name, step_name, None)
     _quiet_tfx_logs()
@@ -112,7 +115,7 @@ def run_step(config: StepEntrypointConfiguration) -> StepRunResult:
     # run.py`), the script's module name if it was imported (`stepwire run
     # run.py:p`). Recreate the executor exactly there, so TFX imports the path
     # the IR holds.
-    _check_executor_module(executor_module, step_module, args.main_module_source, step_name)
+    _check_parameters_are_declared(node, step)
     step.__module__ = executor_module
     config._create_executor_class(
         step=step,
@@ -167,6 +170,38 @@ def _check_executor_module(
         f"the step is defined in {step_module!r} (main module {main_module!r}); the IR "
         "and the step source disagree"
     )
+
+
+def _ir_parameters(node: Any) -> dict[str, Any]:
+    """The node's parameters as the IR holds them, stepwire's own left out."""
+    return {
+        name: value
+        for name, value in node.parameters.parameters.items()
+        if not name.startswith(constants.INTERNAL_EXECUTION_PARAMETER_PREFIX)
+    }
+
+
+def _check_parameters_are_json(node: Any, step_name: str) -> None:
+    """Every parameter of the IR is a JSON text (checked before user code is imported)."""
+    for name, value in _ir_parameters(node).items():
+        text = value.field_value.string_value
+        try:
+            json.loads(text)
+        except ValueError as e:
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            raise PipelineIRError(
+                f"step '{step_name}': the IR's parameter '{name}' is not JSON ({shown!r}): {e}"
+            ) from None
+
+
+def _check_parameters_are_declared(node: Any, step: BaseStep) -> None:
+    """Every parameter of the IR is one the step declares (known once its class loads)."""
+    unknown = sorted(set(_ir_parameters(node)) - set(step.PARAM_SPEC))
+    if unknown:
+        raise PipelineIRError(
+            f"step '{step.name}': the IR passes parameters {unknown} that the step does not "
+            f"declare (its parameters: {sorted(step.PARAM_SPEC) or 'none'})"
+        )
 
 
 def _check_materializers(step: BaseStep, materializer_sources: dict[str, str]) -> None:
