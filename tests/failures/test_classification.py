@@ -477,7 +477,8 @@ def test_an_unreachable_mysql_store_is_infrastructure_without_its_password(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="KNOWN, left for the metadata-server work: ML Metadata's native MySQL client logs to stderr (glog 'WARNING: Logging "
+    reason="KNOWN, left for the metadata-server work: ML Metadata's native MySQL client "
+    "logs to stderr (glog 'WARNING: Logging "
     "before InitGoogleLogging() ...', 'E... mysql_metadata_source.cc:174] ...') before "
     "the stepwire line is printed, so the first stderr line is not `stepwire: ...`",
 )
