@@ -1,6 +1,6 @@
 """Generated hostile command lines for the decoder and the entrypoint's ``main()``.
 
-Used by ``tests/hostile/test_fuzz.py`` (a short run) and by ``nox -s fuzz``
+Used by ``tests/unit/test_fuzz.py`` (a short run) and by ``nox -s fuzz``
 (``python tools/stress/argv_fuzz.py --count 100000``). Generation is seeded,
 so a failure is reproducible from its seed and index.
 """

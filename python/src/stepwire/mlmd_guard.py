@@ -63,7 +63,7 @@ TFX_VERSION_WRITTEN_FOR = "1.21.0"
 """The ml-pipelines-sdk release whose private ``Metadata`` attributes this guard writes.
 
 :class:`GuardedMetadata` sets ``_store``, ``_users`` and ``_connection_config`` of
-``tfx.orchestration.metadata.Metadata`` (see tests/concurrency/test_mlmd_guard_pins.py);
+``tfx.orchestration.metadata.Metadata`` (see tests/integration/test_mlmd_guard_pins.py);
 another release may rename them, hence a warning when the installed one differs.
 """
 
@@ -484,7 +484,7 @@ def warn_if_tfx_differs() -> bool:
     """Logs one warning per process if TFX is not the release the guard was written for.
 
     A warning, not an error: a patch release rarely renames private attributes,
-    and tests/concurrency/test_mlmd_guard_pins.py says precisely what changed.
+    and tests/integration/test_mlmd_guard_pins.py says precisely what changed.
 
     Returns:
         True if this call logged the warning.
@@ -499,7 +499,7 @@ def warn_if_tfx_differs() -> bool:
     logger.warning(
         "stepwire.mlmd_guard was written for ml-pipelines-sdk %s but %s is installed; "
         "it sets private attributes of tfx.orchestration.metadata.Metadata "
-        "(run tests/concurrency/test_mlmd_guard_pins.py)",
+        "(run tests/integration/test_mlmd_guard_pins.py)",
         TFX_VERSION_WRITTEN_FOR,
         installed or "none",
     )

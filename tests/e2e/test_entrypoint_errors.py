@@ -9,6 +9,7 @@ for user code that does not load.
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import pytest
 from entrypoint_helpers import StackDir, explain
 
 from stepwire import constants
+from stepwire.entrypoints import codec
 from stepwire.entrypoints.exit_codes import ExitCode
 from stepwire.entrypoints.step_entrypoint_configuration import StepEntrypointConfiguration
 
@@ -103,6 +105,20 @@ def _replace(args: list[str], flag: str, value: str) -> list[str]:
     return [*args[: i + 1], value, *args[i + 2 :]]
 
 
+def _step_in(args: list[str], source: str) -> list[str]:
+    """The arguments with the step (and, so that the IR agrees, its executor) moved."""
+    decoded = codec.decode(args).args
+    ir = json.loads(decoded.pipeline_json)
+    module, _, name = source.rpartition(".")
+    [spec] = ir["deploymentConfig"]["executorSpecs"].values()
+    spec["classPath"] = f"{module}.{name}_Executor"
+    moved = codec.EntrypointArgs()
+    moved.CopyFrom(decoded)
+    moved.pipeline_json = json.dumps(ir)
+    moved.step_source = source
+    return codec.encode(moved)
+
+
 def _drop(args: list[str], flag: str) -> list[str]:
     i = args.index(f"--{flag}")
     return [*args[:i], *args[i + 2 :]]
@@ -152,12 +168,12 @@ CASES: dict[str, Case] = {
         ["`errmod.NotAConfig`", "StepEntrypointConfiguration` subclass"],
     ),
     "step module does not import": (
-        lambda p: _replace(p.args, "step_source", "no_such_module.consume"),
+        lambda p: _step_in(p.args, "no_such_module.consume"),
         ExitCode.USER_CODE_NOT_LOADABLE,
         ["step", "`no_such_module.consume`", "No module named 'no_such_module'"],
     ),
     "step is not a step": (
-        lambda p: _replace(p.args, "step_source", "notsteps.consume"),
+        lambda p: _step_in(p.args, "notsteps.consume"),
         ExitCode.USER_CODE_NOT_LOADABLE,
         ["`notsteps.consume`", "BaseStep` subclass"],
     ),
