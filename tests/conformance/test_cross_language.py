@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
 import sys
 import zlib
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ from typing import Any
 import pytest
 import ts_launcher
 from google.protobuf import json_format
+from stepwire_testkit import StackDir, explain
 
 from stepwire import constants
 from stepwire._gen.entrypoint.v1 import entrypoint_args_codec as codec
@@ -63,36 +62,19 @@ def xlang_pipeline(make_numbers, summarize):
 """
 
 
-class Stack:
+class Stack(StackDir):
     """Artifacts and a SQLite ML Metadata under one folder, for the step processes."""
 
     def __init__(self, root: Path, project: Path) -> None:
-        self.artifacts = (root / "artifacts").resolve()
-        self.metadata = (root / "metadata.db").resolve()
-        self.project = project
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("STEPWIRE_", "PYTHON"))}
-        env.update(
-            STEPWIRE_ARTIFACT_STORE=str(self.artifacts),
-            STEPWIRE_METADATA_URI=str(self.metadata),
-            STEPWIRE_ORCHESTRATOR="subprocess",
-            PYTHONPATH=str(self.project),
+        super().__init__(
+            root.resolve(), orchestrator="subprocess", drop=("PYTHON",), PYTHONPATH=str(project)
         )
-        return env
+        self.project = project
 
     def outputs(self, run_name: str) -> dict[str, Any]:
         """Each step's ``output`` artifact of a run, read through ML Metadata."""
-        from ml_metadata.metadata_store import metadata_store
-        from ml_metadata.proto import metadata_store_pb2
-
-        from stepwire.runs import RunReader
-
-        config = metadata_store_pb2.ConnectionConfig()
-        config.sqlite.filename_uri = str(self.metadata)
-        run = RunReader(metadata_store.MetadataStore(config)).get_run(run_name)
         values = {}
-        for record in run.steps:
+        for record in self.run_record(run_name).steps:
             assert record.status == "completed", record
             [uri] = [a.uri for a in record.outputs if a.output == "output"]
             values[record.step] = value_codec.loads(Path(uri, "data.json").read_text("utf-8"))
@@ -142,18 +124,9 @@ def _inflated(argv: list[str]) -> list[str | bytes]:
 
 def _run_step(argv: list[str], stack: Stack, exit_code: int = 0) -> str:
     command = SubprocessEntrypointConfiguration.get_entrypoint_command() + argv
-    proc = subprocess.run(
-        command,
-        cwd=stack.project,
-        env=stack.env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == exit_code, f"exit {proc.returncode}\n{output[-6000:]}"
-    return output
+    proc = stack.run(command, stack.project, timeout=300)
+    assert proc.returncode == exit_code, explain(proc)
+    return proc.stdout + proc.stderr
 
 
 def test_typescript_launcher_runs_python_steps(

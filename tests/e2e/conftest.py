@@ -1,4 +1,4 @@
-"""Fixtures of the entrypoint tests (helpers in ``entrypoint_helpers``)."""
+"""Fixtures of the end-to-end tests (helpers in ``stepwire_testkit``)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from entrypoint_helpers import StackDir
+from stepwire_testkit import StackDir
 
 
 @pytest.fixture
 def stack_dir(tmp_path: Path) -> StackDir:
-    """A stack under this test's temporary directory."""
-    return StackDir(tmp_path / "stack")
+    """A stack under this test's temporary directory; its processes inherit no PYTHON*."""
+    return StackDir(tmp_path / "stack", drop=("PYTHON",))
 
 
 @pytest.fixture

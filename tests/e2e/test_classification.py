@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from stepwire_testkit import StackDir, explain, sqlite_store
 
 from stepwire import constants
 from stepwire.entrypoints import codec
@@ -101,21 +101,14 @@ class Outcome:
         """Every execution ML Metadata holds for this launch (none if it has no file)."""
         if not self.metadata.is_file():
             return []
-        from ml_metadata.metadata_store import metadata_store
-        from ml_metadata.proto import metadata_store_pb2
-
-        config = metadata_store_pb2.ConnectionConfig()
-        config.sqlite.filename_uri = str(self.metadata)
-        return list(metadata_store.MetadataStore(config).get_executions())
+        return list(sqlite_store(self.metadata).get_executions())
 
     @property
     def first(self) -> str:
         return self.proc.stderr.splitlines()[0] if self.proc.stderr else ""
 
     def why(self) -> str:
-        return (
-            f"exit {self.proc.returncode}\n{self.proc.stdout[-2000:]}\n{self.proc.stderr[-4000:]}"
-        )
+        return explain(self.proc)
 
     def assert_kind(self, code: ExitCode, *fragments: str) -> None:
         assert self.proc.returncode == code, self.why()
@@ -137,36 +130,18 @@ class Project:
         """Runs the step entrypoint on a stack of its own under ``work``."""
         work.mkdir(parents=True, exist_ok=True)
         record = work / "record.json"
-        full = {k: v for k, v in os.environ.items() if not k.startswith(("STEPWIRE_", "PYTHON"))}
-        full.update(
-            PYTHONPATH=str(self.root),
-            STEPWIRE_CONFIG="",
-            STEPWIRE_ORCHESTRATOR="local",
-            STEPWIRE_ARTIFACT_STORE=str(work / "artifacts"),
-            STEPWIRE_METADATA_URI=str(work / "metadata.db"),
+        stack = StackDir(work, drop=("PYTHON", "TEST_"), PYTHONPATH=str(self.root))
+        proc = stack.run(
+            [sys.executable, "-m", "stepwire.entrypoints.step_entrypoint", *argv],
+            work,
             STEPWIRE_FAILURE_RECORD=str(record),
             TEST_MARKER=str(work / "imported"),
             TEST_RAN=str(work / "ran"),
-        )
-        full.update({k: v for k, v in env.items() if v is not None})
-        for key in [k for k, v in env.items() if v is None]:
-            del full[key]
-        proc = subprocess.run(
-            [sys.executable, "-m", "stepwire.entrypoints.step_entrypoint", *argv],
-            cwd=work,
-            env=full,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+            **env,
         )
         data = json.loads(record.read_bytes()) if record.exists() else None
         return Outcome(
-            proc,
-            data,
-            (work / "imported").exists(),
-            (work / "ran").exists(),
-            work / "metadata.db",
+            proc, data, (work / "imported").exists(), (work / "ran").exists(), stack.metadata
         )
 
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from faults_helpers import FaultProject, explain, step_command
+from faults_helpers import PIPELINE_NAME, FaultProject
 from ml_metadata.proto import metadata_store_pb2
+from stepwire_testkit import explain
 
 from stepwire.entrypoints.exit_codes import MAX_RECORD_BYTES
 
@@ -34,16 +35,11 @@ class Launch:
 
     def __call__(self) -> subprocess.CompletedProcess[str]:
         self.record.unlink(missing_ok=True)
-        return subprocess.run(
+        return self.project.run(
             self.command,
-            cwd=self.project.root,
-            env=self.project.env(
-                PYTHONPATH=str(self.project.root), STEPWIRE_FAILURE_RECORD=str(self.record)
-            ),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+            self.project.root,
+            PYTHONPATH=str(self.project.root),
+            STEPWIRE_FAILURE_RECORD=str(self.record),
         )
 
 
@@ -51,11 +47,11 @@ class Launch:
 def launch(tmp_path_factory: pytest.TempPathFactory) -> Launch:
     root = tmp_path_factory.mktemp("corrupt")
     project = FaultProject(root / "project")
-    first = project.run(RUN, FAULT_MIDDLE="raise")
+    first = project.run_pipeline(RUN, FAULT_MIDDLE="raise")
     assert first.returncode == 1, explain(first)
-    [failed] = project.executions(RUN, "middle")
+    [failed] = project.executions(RUN, PIPELINE_NAME, "middle")
     assert failed.last_known_state == State.FAILED
-    return Launch(project, step_command(project, "middle", RUN), root / "record.json")
+    return Launch(project, project.step_command("middle", RUN), root / "record.json")
 
 
 def _truncate(path: Path) -> None:
@@ -117,7 +113,7 @@ def test_broken_input_is_an_infrastructure_failure(
     assert record["pipeline"] == "faulty"
     assert uri in record["message"]
 
-    [execution] = launch.project.executions(RUN, "middle")
+    [execution] = launch.project.executions(RUN, PIPELINE_NAME, "middle")
     assert execution.last_known_state == State.FAILED
 
 
@@ -125,5 +121,5 @@ def test_with_its_inputs_intact_the_step_completes_in_the_same_run(launch: Launc
     # The same command line, inputs restored: the failure was the files', not the code's.
     proc = launch()
     assert proc.returncode == 0, explain(proc)
-    [execution] = launch.project.executions(RUN, "middle")
+    [execution] = launch.project.executions(RUN, PIPELINE_NAME, "middle")
     assert execution.last_known_state == State.COMPLETE

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from entrypoint_helpers import EXAMPLES, StackDir, explain
+from stepwire_testkit import EXAMPLES, StackDir, explain
 
 from stepwire import constants
 from stepwire.entrypoints.codec import ArgumentError
@@ -24,6 +24,8 @@ from stepwire.entrypoints.codec import ArgumentError
 SCRIPT = EXAMPLES / "custom_orchestrator.py"
 PIPELINE = "squares_pipeline"
 STEPS = ["numbers", "squares", "total"]
+# The example's engine reads MY_ENGINE_* variables: none may come from outside.
+ENGINE_DROP = ("PYTHON", "MY_ENGINE_")
 
 
 @dataclass
@@ -37,7 +39,7 @@ class ExampleRun:
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> ExampleRun:
     root = tmp_path_factory.mktemp("example")
-    stack = StackDir(root / "stack")
+    stack = StackDir(root / "stack", drop=ENGINE_DROP)
     report = root / "report.jsonl"
     # The current directory is not the example's: the orchestrator itself must make
     # the script importable in the step processes.
@@ -168,7 +170,7 @@ print("MODULE RAN TO THE END", flush=True)
 def test_an_unguarded_module_level_run_does_not_recurse(tmp_path: Path) -> None:
     # The step processes import this script (its main module); the run it starts
     # at import time must be prevented there, not started again in every step.
-    stack = StackDir(tmp_path / "stack")
+    stack = StackDir(tmp_path / "stack", drop=ENGINE_DROP)
     script = tmp_path / "unguarded.py"
     script.write_text(UNGUARDED)
     proc = stack.run(

@@ -2,58 +2,37 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from ml_metadata import metadata_store
-from ml_metadata.proto import metadata_store_pb2
+from stepwire_testkit import EXAMPLES, StackDir
 
 from stepwire.materializers import value_codec
 from stepwire.runs import RunReader
 
-REPO = Path(__file__).resolve().parents[2]
-TARGET = f"{REPO}/python/examples/wine_pipeline.py:wine_pipeline"
+TARGET = f"{EXAMPLES}/wine_pipeline.py:wine_pipeline"
 
 
-class Demo:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.database = root / "metadata.db"
-        self.env = {
-            **os.environ,
-            "STEPWIRE_ARTIFACT_STORE": str(root / "artifacts"),
-            "STEPWIRE_METADATA_URI": str(self.database),
-        }
+class Demo(StackDir):
+    """The demo's stack; the CLI runs in its folder with the subprocess orchestrator."""
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "stepwire", *args],
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+    def stepwire(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``python -m stepwire <args>`` in the demo's folder."""
+        return self.cli(args, self.root)
 
     def reader(self) -> RunReader:
-        config = metadata_store_pb2.ConnectionConfig()
-        config.sqlite.filename_uri = str(self.database)
-        return RunReader(metadata_store.MetadataStore(config))
+        return RunReader(self.store())
 
     def value(self, run_name: str, step: str, output: str) -> object:
-        [record] = [s for s in self.reader().get_run(run_name).steps if s.step == step]
-        [artifact] = [a for a in record.outputs if a.output == output]
-        return value_codec.loads((Path(artifact.uri) / "data.json").read_text())
+        uri = self.output_uri(run_name, step, output)
+        return value_codec.loads((Path(uri) / "data.json").read_text())
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
-    return Demo(tmp_path_factory.mktemp("demo"))
+    return Demo(tmp_path_factory.mktemp("demo"), orchestrator="subprocess")
 
 
 def _expected_accuracies() -> dict[str, float]:
@@ -78,13 +57,13 @@ def _expected_accuracies() -> dict[str, float]:
 
 
 def test_demo_runs_every_step_in_its_own_process_then_from_the_cache(demo: Demo) -> None:
-    first = demo.cli("run", TARGET)
+    first = demo.stepwire("run", TARGET)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "run succeeded: 8 steps: 8 completed, 0 cached, 0 failed, 0 skipped" in first.stdout
     for step in ("load_data", "split", "train_logistic", "train_ridge", "pick_best", "report"):
         assert f"{step} " in first.stdout
 
-    second = demo.cli("run", TARGET)
+    second = demo.stepwire("run", TARGET)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "8 steps: 0 completed, 8 cached" in second.stdout
 
@@ -108,16 +87,16 @@ def test_demo_runs_every_step_in_its_own_process_then_from_the_cache(demo: Demo)
 
 def test_runs_show_describes_the_run(demo: Demo) -> None:
     [run, *_] = demo.reader().list_runs()
-    shown = demo.cli("runs", "show", run.run_name)
+    shown = demo.stepwire("runs", "show", run.run_name)
     assert shown.returncode == 0, shown.stderr
     assert f"run {run.run_name} of pipeline wine_classifier: completed" in shown.stdout
     assert shown.stdout.count("  step ") == 8
     assert "step train_ridge: cached, cached yes" in shown.stdout
     assert "output output (stepwire.ModelArtifact):" in shown.stdout
 
-    listed = demo.cli("runs", "list")
+    listed = demo.stepwire("runs", "list")
     assert run.run_name in listed.stdout
 
-    missing = demo.cli("runs", "show", "no-such-run")
+    missing = demo.stepwire("runs", "show", "no-such-run")
     assert missing.returncode == 1
     assert "no run named 'no-such-run'" in missing.stderr

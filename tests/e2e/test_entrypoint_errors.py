@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from entrypoint_helpers import StackDir, explain
+from stepwire_testkit import StackDir, explain
 
 from stepwire import constants
 from stepwire.entrypoints import codec

@@ -19,18 +19,18 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from stepwire_testkit import StackDir, explain
 
 from stepwire import constants
 
 State = metadata_store_pb2.Execution.State
 MODULE = "exit_truth_flow"
+PIPELINE = "truth"
 TIMEOUT = 120
 
 USER_MODULE = textwrap.dedent(
@@ -94,27 +94,13 @@ USER_MODULE = textwrap.dedent(
 )
 
 
-@dataclass
-class Flow:
-    """The user module, its artifact store and ML Metadata, under one folder."""
+class Flow(StackDir):
+    """The user module and its stack, under one folder; its processes import the module."""
 
-    root: Path
-    pipeline: Any
-    ir: Any
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("STEPWIRE_", "TRUTH_", "PYTHONPATH"))
-        }
-        env.update(
-            PYTHONPATH=str(self.root),
-            STEPWIRE_ARTIFACT_STORE=str(self.root / "artifacts"),
-            STEPWIRE_METADATA_URI=str(self.root / "metadata.db"),
-        )
-        env.update(extra)
-        return env
+    def __init__(self, root: Path, pipeline: Any, ir: Any) -> None:
+        super().__init__(root, orchestrator=None, drop=("TRUTH_",), PYTHONPATH=str(root))
+        self.pipeline = pipeline
+        self.ir = ir
 
     def command(self, step: str, run: str) -> list[str]:
         """The command line the subprocess orchestrator launches ``step`` of ``run`` with."""
@@ -132,30 +118,17 @@ class Flow:
         return self.root / f"record-{run}-{step}.json"
 
     def launch(self, step: str, run: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+        return self.run(
             self.command(step, run),
-            cwd=self.root,
-            env=self.env(STEPWIRE_FAILURE_RECORD=str(self.record_file(step, run)), **env),
-            capture_output=True,
-            text=True,
+            self.root,
             timeout=TIMEOUT,
-            check=False,
+            STEPWIRE_FAILURE_RECORD=str(self.record_file(step, run)),
+            **env,
         )
 
     def record(self, step: str, run: str) -> dict[str, Any] | None:
         path = self.record_file(step, run)
         return json.loads(path.read_bytes()) if path.exists() else None
-
-    def executions(self, run: str, step: str) -> list[Any]:
-        config = metadata_store_pb2.ConnectionConfig()
-        config.sqlite.filename_uri = str(self.root / "metadata.db")
-        store = metadata_store.MetadataStore(config)
-        run_context = store.get_context_by_type_and_name("pipeline_run", run)
-        node = store.get_context_by_type_and_name("node", f"truth.{step}")
-        if run_context is None or node is None:
-            return []
-        in_run = {e.id for e in store.get_executions_by_context(run_context.id)}
-        return [e for e in store.get_executions_by_context(node.id) if e.id in in_run]
 
 
 @contextlib.contextmanager
@@ -184,19 +157,12 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flow]:
         sys.modules.pop(MODULE, None)
 
 
-def explain(proc: subprocess.CompletedProcess[str]) -> str:
-    return (
-        f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n"
-        f"--- stderr\n{proc.stderr[-4000:]}"
-    )
-
-
 def first_line(proc: subprocess.CompletedProcess[str]) -> str:
     return proc.stderr.splitlines()[0] if proc.stderr else ""
 
 
 def assert_marked_failed(flow: Flow, run: str, fragment: str) -> None:
-    [execution] = flow.executions(run, "first")
+    [execution] = flow.executions(run, PIPELINE, "first")
     assert State.Name(execution.last_known_state) == "FAILED"
     assert fragment in execution.custom_properties["stepwire_failure"].string_value
 
@@ -234,7 +200,7 @@ def test_sys_exit_in_a_step_is_a_failure(flow: Flow, code: int) -> None:
     record = flow.record("first", run)
     assert record is not None
     assert (record["kind"], record["exit_code"], record["run"]) == ("step_failed", 70, run)
-    [execution] = flow.executions(run, "first")
+    [execution] = flow.executions(run, PIPELINE, "first")
     assert State.Name(execution.last_known_state) == "FAILED"
 
 
@@ -242,14 +208,14 @@ def test_sys_exit_without_the_supervisor_still_marks_the_execution_failed(flow: 
     # TFX marks FAILED only for an Exception; the launcher does it for SystemExit.
     result = flow.launch("first", "sys-exit-alone", TRUTH_HOW="sys_exit0", STEPWIRE_SUPERVISE="0")
     assert result.returncode == 70, explain(result)
-    [execution] = flow.executions("sys-exit-alone", "first")
+    [execution] = flow.executions("sys-exit-alone", PIPELINE, "first")
     assert State.Name(execution.last_known_state) == "FAILED"
 
 
 def test_a_crash_after_the_step_succeeded_does_not_fail_it(flow: Flow) -> None:
     result = flow.launch("first", "crash-at-exit", TRUTH_HOW="segv_at_exit")
     assert result.returncode == 0, explain(result)
-    [execution] = flow.executions("crash-at-exit", "first")
+    [execution] = flow.executions("crash-at-exit", PIPELINE, "first")
     assert State.Name(execution.last_known_state) == "COMPLETE"
     assert flow.record("first", "crash-at-exit") is None
 
@@ -379,7 +345,7 @@ def test_a_stop_the_step_turns_into_an_error_is_still_infrastructure(
         result.stderr
     ), explain(result)
     assert flow.record("first", "sigterm-raises")["kind"] == "infrastructure"  # type: ignore[index]
-    [execution] = flow.executions("sigterm-raises", "first")
+    [execution] = flow.executions("sigterm-raises", PIPELINE, "first")
     assert State.Name(execution.last_known_state) == "FAILED"
 
 
@@ -404,7 +370,7 @@ def test_without_the_supervisor_os_exit_0_leaves_the_execution_running(flow: Flo
     # This is what the supervisor is for: exit 0, and an execution nothing runs.
     assert result.returncode == 0, explain(result)
     assert flow.record("first", "unsupervised") is None
-    [execution] = flow.executions("unsupervised", "first")
+    [execution] = flow.executions("unsupervised", PIPELINE, "first")
     assert State.Name(execution.last_known_state) == "RUNNING"
 
     downstream = flow.launch("second", "unsupervised")
@@ -419,18 +385,16 @@ def test_without_the_supervisor_os_exit_0_leaves_the_execution_running(flow: Flo
 
 
 def _cli(flow: Flow, run: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return flow.cli(
         [
-            sys.executable,
-            *("-m", "stepwire", "run", f"{MODULE}.py:truth_pipeline"),
+            *("run", f"{MODULE}.py:truth_pipeline"),
             *("--orchestrator", "subprocess", "--run-name", run),
         ],
-        cwd=flow.root,
-        env=flow.env(STEPWIRE_MAX_PARALLEL="1", TRUTH_HOW="os_exit0", **env),
-        capture_output=True,
-        text=True,
+        flow.root,
         timeout=TIMEOUT,
-        check=False,
+        STEPWIRE_MAX_PARALLEL="1",
+        TRUTH_HOW="os_exit0",
+        **env,
     )
 
 
@@ -452,7 +416,7 @@ def test_the_subprocess_orchestrator_reports_an_os_exit_0_step_failed(
     assert re.search(rf"first +FAILED in [\d.]+s: {reason}", result.stdout), explain(result)
     assert re.search(r"second +skipped \(upstream first failed\)", result.stdout), explain(result)
     assert "0 completed, 0 cached, 1 failed, 1 skipped" in result.stdout, explain(result)
-    assert flow.executions(run, "second") == []
+    assert flow.executions(run, PIPELINE, "second") == []
 
 
 def test_tfx_info_logs_are_off_in_a_step_process_unless_asked_for(flow: Flow) -> None:

@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from stepwire_testkit import EXAMPLES
 
 from stepwire import constants
 from stepwire.entrypoints import codec
 from stepwire.entrypoints.exit_codes import ExitCode
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "python" / "examples"
 
 
 @pytest.fixture(scope="module")

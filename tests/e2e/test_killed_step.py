@@ -12,8 +12,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from faults_helpers import EXPECTED_TAIL, FaultProject, explain
+from faults_helpers import EXPECTED_TAIL, PIPELINE_NAME, FaultProject
 from ml_metadata.proto import metadata_store_pb2
+from stepwire_testkit import explain
 
 from stepwire.materializers import value_codec
 
@@ -65,7 +66,7 @@ def test_killed_step_publishes_nothing_and_the_next_run_completes(tmp_path: Path
 
     # The killed execution never completed and published no output.
     store = project.store()
-    [killed] = project.executions("killed", "middle")
+    [killed] = project.executions("killed", PIPELINE_NAME, "middle")
     # ... and marked the execution FAILED instead of leaving it RUNNING.
     assert killed.last_known_state == State.FAILED
     events = store.get_events_by_execution_ids([killed.id])
@@ -75,10 +76,10 @@ def test_killed_step_publishes_nothing_and_the_next_run_completes(tmp_path: Path
         a for a in store.get_artifacts_by_context(run_context.id) if "/middle/" in a.uri
     ]
     assert [a for a in middle_outputs if a.state == Artifact.LIVE] == []
-    assert project.executions("killed", "sink") == []
+    assert project.executions("killed", PIPELINE_NAME, "sink") == []
 
     # The next run reuses what completed and finishes the rest.
-    again = project.run("after-kill")
+    again = project.run_pipeline("after-kill")
     assert again.returncode == 0, explain(again)
     assert project.statuses("after-kill") == {
         "source": "cached",

@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from entrypoint_helpers import StackDir, explain
+from stepwire_testkit import StackDir, explain
 
 SCRIPT = '''
 """A user script: two steps, a pipeline and an orchestrator, seed style."""

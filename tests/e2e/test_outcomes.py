@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from stepwire_testkit import StackDir
 
 from stepwire import constants
 from stepwire.entrypoints.exit_codes import ExitCode
@@ -45,31 +44,22 @@ class EnvRunName(StepEntrypointConfiguration):
 """
 
 
-@dataclass(frozen=True)
-class Project:
-    root: Path
-    produce: list[str]
-    consume: list[str]
+class Project(StackDir):
+    """The user module ``outmod`` and its stack, under one folder."""
+
+    def __init__(self, root: Path, produce: list[str], consume: list[str]) -> None:
+        super().__init__(root, drop=("TEST_",), PYTHONPATH=str(root))
+        self.produce = produce
+        self.consume = consume
 
     def launch(self, argv: list[str], run: str, **env: str) -> subprocess.CompletedProcess[str]:
         record = self.root / f"record-{run}-{len(list(self.root.iterdir()))}.json"
-        result = subprocess.run(
+        result = self.run(
             [sys.executable, "-m", "stepwire.entrypoints.step_entrypoint", *argv],
-            cwd=self.root,
-            env={
-                **os.environ,
-                "PYTHONPATH": str(self.root),
-                "STEPWIRE_ARTIFACT_STORE": str(self.root / "artifacts"),
-                "STEPWIRE_METADATA_URI": str(self.root / "metadata.db"),
-                "STEPWIRE_ORCHESTRATOR": "local",
-                "STEPWIRE_FAILURE_RECORD": str(record),
-                "TEST_RUN": run,
-                **env,
-            },
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+            self.root,
+            STEPWIRE_FAILURE_RECORD=str(record),
+            TEST_RUN=run,
+            **env,
         )
         result.record = json.loads(record.read_bytes()) if record.exists() else None  # type: ignore[attr-defined]
         return result

@@ -7,15 +7,12 @@ test of the design rule that parallel steps share the SQLite store without failu
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from chain_pipeline import MODULE, step_name, write_chains
-from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from stepwire_testkit import StackDir, explain
 
 from stepwire.materializers import value_codec
 from stepwire.runs import RunReader
@@ -27,31 +24,14 @@ RUN = "parallel-200"
 @pytest.mark.slow
 def test_200_steps_8_processes_at_a_time_all_recorded(tmp_path: Path) -> None:
     module = write_chains(tmp_path, CHAINS, LENGTH)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STEPWIRE_", "PYTHONPATH"))}
-    env.update(
-        STEPWIRE_ARTIFACT_STORE=str(tmp_path / "artifacts"),
-        STEPWIRE_METADATA_URI=str(tmp_path / "metadata.db"),
-        STEPWIRE_ORCHESTRATOR="subprocess",
-        STEPWIRE_MAX_PARALLEL=str(PARALLEL),
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "stepwire", "run", f"{module}:{MODULE}", "--run-name", RUN],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
-    explain = f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    assert proc.returncode == 0, explain
+    stack = StackDir(tmp_path, orchestrator="subprocess", STEPWIRE_MAX_PARALLEL=str(PARALLEL))
+    proc = stack.cli(["run", f"{module}:{MODULE}", "--run-name", RUN], tmp_path, timeout=1200)
+    assert proc.returncode == 0, explain(proc)
     assert f"on {PARALLEL} worker(s)" in proc.stdout
     total = CHAINS * LENGTH
     assert f"run succeeded: {total} steps: {total} completed, 0 cached, 0 failed" in proc.stdout
 
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(tmp_path / "metadata.db")
-    store = metadata_store.MetadataStore(config)
+    store = stack.store()
     run = store.get_context_by_type_and_name("pipeline_run", RUN)
     executions = store.get_executions_by_context(run.id)
     states = [e.last_known_state for e in executions]
@@ -60,7 +40,7 @@ def test_200_steps_8_processes_at_a_time_all_recorded(tmp_path: Path) -> None:
 
     # Every launch went through the guard, and ML Metadata's own client never had
     # to retry an aborted call (it logs "mlmd client retry" and sleeps ~2 s).
-    logs = [p.read_text() for p in (tmp_path / "artifacts" / ".logs" / RUN).glob("*.log")]
+    logs = [p.read_text() for p in (stack.artifacts / ".logs" / RUN).glob("*.log")]
     assert len(logs) == total
     guarded = [text for text in logs if " ms waiting for other processes" in text]
     assert len(guarded) == total

@@ -9,51 +9,38 @@ about twenty processes, roughly a second each.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
+from stepwire_testkit import StackDir
 
 from stepwire.materializers import value_codec
 
 PROJECT = Path(__file__).parent / "e2e_project"
+PIPELINE = "train_pipeline"
 
 
-class Project:
-    """A copy of the e2e project with its own artifact and metadata stores."""
+class Project(StackDir):
+    """A copy of the e2e project, with its stack (and the arguments' folder) in ``work``."""
 
     def __init__(self, root: Path) -> None:
         self.dir = root / "project"
         shutil.copytree(PROJECT, self.dir, ignore=shutil.ignore_patterns("__pycache__"))
-        self.work = root / "work"
-        self.args_dir = self.work / "args"
+        self.args_dir = root / "work" / "args"
         self.args_dir.mkdir(parents=True)
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("STEPWIRE_", "FAIL_"))}
-        env.update(
-            STEPWIRE_ARTIFACT_STORE=str(self.work / "artifacts"),
-            STEPWIRE_METADATA_URI=str(self.work / "metadata.db"),
-            STEPWIRE_ORCHESTRATOR="orch.ProcessOrchestrator",
+        super().__init__(
+            root / "work",
+            orchestrator="orch.ProcessOrchestrator",
+            drop=("FAIL_",),
             ARGS_DIR=str(self.args_dir),
-            **extra,
         )
-        return env
 
     def run_pipeline(self, run_name: str, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "run.py"],
-            cwd=self.dir,
-            env=self.env(RUN_NAME=run_name, **extra),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return self.run([sys.executable, "run.py"], self.dir, RUN_NAME=run_name, **extra)
 
     def outcomes(self, run_name: str, **extra: str) -> dict[str, str]:
         proc = self.run_pipeline(run_name, **extra)
@@ -63,25 +50,9 @@ class Project:
         raise AssertionError(f"pipeline failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
 
     def launch(self, run_of_arguments: str, step: str, run_name: str) -> tuple[int, str]:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "driver.py",
-                str(self.args_dir / f"{run_of_arguments}.{step}.json"),
-                run_name,
-            ],
-            cwd=self.dir,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        arguments = self.args_dir / f"{run_of_arguments}.{step}.json"
+        proc = self.run([sys.executable, "driver.py", str(arguments), run_name], self.dir)
         return proc.returncode, proc.stdout + proc.stderr
-
-    def store(self) -> metadata_store.MetadataStore:
-        config = metadata_store_pb2.ConnectionConfig()
-        config.sqlite.filename_uri = str(self.work / "metadata.db")
-        return metadata_store.MetadataStore(config)
 
     def output_value(self, run_name: str, step: str, output: str = "output") -> object:
         store = self.store()
@@ -90,13 +61,6 @@ class Project:
             a for a in store.get_artifacts_by_context(context.id) if f"/{step}/{output}/" in a.uri
         ]
         return value_codec.loads((Path(artifact.uri) / "data.json").read_text())
-
-    def executions(self, run_name: str, step: str) -> list[metadata_store_pb2.Execution]:
-        store = self.store()
-        context = store.get_context_by_type_and_name("node", f"train_pipeline.{step}")
-        run = store.get_context_by_type_and_name("pipeline_run", run_name)
-        in_run = {e.id for e in store.get_executions_by_context(run.id)}
-        return [e for e in store.get_executions_by_context(context.id) if e.id in in_run]
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +78,7 @@ def test_first_run_completes_every_step_in_its_own_process(project: Project) -> 
     # A tuple nested in a dict survived the round trip through the artifact store.
     assert project.output_value("r1", "trainer") == {"w": 7.5, "n": 3, "shape": (3, 2)}
     store = project.store()
-    [evaluated] = project.executions("r1", "evaluator")
+    [evaluated] = project.executions("r1", PIPELINE, "evaluator")
     assert evaluated.last_known_state == metadata_store_pb2.Execution.COMPLETE
     outputs = [
         a
@@ -154,7 +118,7 @@ def test_relaunching_a_completed_step_is_a_duplicate_run(project: Project) -> No
     code, output = project.launch("r1", "loader", "r1")
     assert code == 4, output
     assert "DuplicateRunNameError" in output
-    assert len(project.executions("r1", "loader")) == 1
+    assert len(project.executions("r1", PIPELINE, "loader")) == 1
 
 
 def test_reusing_a_run_name_for_a_pipeline_fails_on_the_client(project: Project) -> None:
@@ -167,11 +131,11 @@ def test_failed_step_can_be_retried_in_the_same_run(project: Project) -> None:
     proc = project.run_pipeline("r4", FAIL_TRAINER="1", LR="2.0")
     assert proc.returncode != 0
     assert "trainer failed on purpose" in proc.stderr
-    [failed] = project.executions("r4", "trainer")
+    [failed] = project.executions("r4", PIPELINE, "trainer")
     assert failed.last_known_state == metadata_store_pb2.Execution.FAILED
 
     # What a killed attempt could leave behind at the path TFX will reuse.
-    stray = project.work / "artifacts" / "trainer" / "output" / str(failed.id) / "stray.txt"
+    stray = project.artifacts / "trainer" / "output" / str(failed.id) / "stray.txt"
     stray.parent.mkdir(parents=True)
     stray.write_text("half-written")
 
@@ -179,7 +143,7 @@ def test_failed_step_can_be_retried_in_the_same_run(project: Project) -> None:
     assert code == 0, output
     assert not stray.exists()
     assert stray.with_name("data.json").exists()
-    [retried] = project.executions("r4", "trainer")
+    [retried] = project.executions("r4", PIPELINE, "trainer")
     # TFX reuses the failed execution (same id) and now completes it.
     assert retried.id == failed.id
     assert retried.last_known_state == metadata_store_pb2.Execution.COMPLETE

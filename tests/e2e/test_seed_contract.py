@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from entrypoint_helpers import StackDir, explain
+from stepwire_testkit import StackDir, explain
 
 from stepwire import constants
 from stepwire.entrypoints import codec

@@ -11,7 +11,6 @@ to itself.
 from __future__ import annotations
 
 import dataclasses
-import os
 import stat
 import subprocess
 import sys
@@ -22,8 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from ml_metadata.metadata_store import metadata_store
-from ml_metadata.proto import metadata_store_pb2
+from stepwire_testkit import StackDir, clean_environment, explain, sqlite_store
 
 from stepwire import constants
 from stepwire.entrypoints.exit_codes import ExitCode
@@ -72,27 +70,9 @@ if __name__ == "__main__":
 '''
 
 
-def _env(root: Path, **stack: str) -> dict[str, str]:
-    """A clean environment: the user module importable, the given STEPWIRE_* only."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("STEPWIRE_", "PYTHON"))}
-    env.update(PYTHONPATH=str(root), STEPWIRE_MAX_PARALLEL="2", **stack)
-    return env
-
-
-def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=180, check=False
-    )
-
-
-def _why(proc: subprocess.CompletedProcess[str]) -> str:
-    return f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-
-
-def _store(path: Path) -> Any:
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(path)
-    return metadata_store.MetadataStore(config)
+TIMEOUT = 180
+# What every process of these tests gets: the user module importable, two steps at a time.
+PROCESS_VALUES = {"STEPWIRE_MAX_PARALLEL": "2"}
 
 
 def _files(folder: Path) -> list[Path]:
@@ -147,30 +127,24 @@ def _commands_built_on(project: Project, folder: Path, **compile_args: Any) -> d
     }
 
 
-def _stack_env(project: Project, folder: Path) -> dict[str, str]:
-    return _env(
-        project.root,
-        STEPWIRE_CONFIG="",
-        STEPWIRE_ORCHESTRATOR="local",
-        STEPWIRE_ARTIFACT_STORE=str(folder / "artifacts"),
-        STEPWIRE_METADATA_URI=str(folder / "metadata.db"),
-    )
+def _stack(project: Project, folder: Path) -> StackDir:
+    """Stack B: where the step processes run, the user module importable."""
+    return StackDir(folder, drop=("PYTHON",), PYTHONPATH=str(project.root), **PROCESS_VALUES)
 
 
 def test_a_step_writes_to_the_stack_it_runs_on_not_the_one_it_was_built_on(
     project: Project, tmp_path: Path
 ) -> None:
-    a, b = tmp_path / "A", tmp_path / "B"
+    a, b = tmp_path / "A", _stack(project, tmp_path / "B")
     commands = _commands_built_on(project, a)
     for name in ("produce", "consume"):
-        proc = _run(commands[name], tmp_path, _stack_env(project, b))
-        assert proc.returncode == 0, _why(proc)
+        proc = b.run(commands[name], tmp_path, timeout=TIMEOUT)
+        assert proc.returncode == 0, explain(proc)
 
-    run = RunReader(_store(b / "metadata.db")).get_run("ab")
-    assert {s.step: s.status for s in run.steps} == {"produce": "completed", "consume": "completed"}
-    uris = [artifact.uri for artifact in _store(b / "metadata.db").get_artifacts()]
+    assert b.statuses("ab") == {"produce": "completed", "consume": "completed"}
+    uris = [artifact.uri for artifact in b.store().get_artifacts()]
     assert len(uris) == 2
-    assert all(uri.startswith(f"{b / 'artifacts'}/") for uri in uris), uris
+    assert all(uri.startswith(f"{b.artifacts}/") for uri in uris), uris
     assert all(Path(uri).exists() for uri in uris)
     assert not a.exists(), _files(a)
 
@@ -178,17 +152,17 @@ def test_a_step_writes_to_the_stack_it_runs_on_not_the_one_it_was_built_on(
 def test_a_fixed_pipeline_root_elsewhere_is_refused_before_the_step_runs(
     project: Project, tmp_path: Path
 ) -> None:
-    a, b = tmp_path / "A", tmp_path / "B"
+    a, b = tmp_path / "A", _stack(project, tmp_path / "B")
     commands = _commands_built_on(project, a, pipeline_root=str(a / "artifacts"))
-    proc = _run(commands["produce"], tmp_path, _stack_env(project, b))
-    assert proc.returncode == ExitCode.BAD_ARGUMENTS, _why(proc)
+    proc = b.run(commands["produce"], tmp_path, timeout=TIMEOUT)
+    assert proc.returncode == ExitCode.BAD_ARGUMENTS, explain(proc)
     [line] = proc.stderr.splitlines()
-    assert line.startswith("stepwire: bad_arguments: "), _why(proc)
+    assert line.startswith("stepwire: bad_arguments: "), explain(proc)
     assert f"'{a / 'artifacts'}'" in line
-    assert f"'{b / 'artifacts'}'" in line
-    if (b / "metadata.db").exists():
-        assert _store(b / "metadata.db").get_executions() == []
-    assert _files(b) == []
+    assert f"'{b.artifacts}'" in line
+    if b.metadata.exists():
+        assert b.store().get_executions() == []
+    assert _files(b.root) == []
     assert not a.exists()
 
 
@@ -207,18 +181,29 @@ def test_the_subprocess_orchestrator_hands_the_stack_built_in_code_to_its_steps(
             }
         )
     )
-    env = _env(
-        project.root,
+    # Not StackDir.env: that sets STEPWIRE_CONFIG="", and the stepwire.yaml must be found.
+    env = clean_environment(
+        "PYTHON",
+        PYTHONPATH=str(project.root),
         STEPWIRE_METADATA_URI=str(tmp_path / "env.db"),
         STEPWIRE_ARTIFACT_STORE=str(tmp_path / "env_artifacts"),
+        **PROCESS_VALUES,
     )
     script = str(project.root / "handoff_mod.py")
-    proc = _run([sys.executable, script, str(tmp_path)], work, env)
-    assert proc.returncode == 0, _why(proc)
+    proc = subprocess.run(
+        [sys.executable, script, str(tmp_path)],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert proc.returncode == 0, explain(proc)
 
-    run = RunReader(_store(tmp_path / "code.db")).get_run("in-code")
+    run = RunReader(sqlite_store(tmp_path / "code.db")).get_run("in-code")
     assert {s.step: s.status for s in run.steps} == {"produce": "completed", "consume": "completed"}
-    uris = [a.uri for a in _store(tmp_path / "code.db").get_artifacts()]
+    uris = [a.uri for a in sqlite_store(tmp_path / "code.db").get_artifacts()]
     assert len(uris) == 2
     assert all(uri.startswith(f"{tmp_path / 'code_artifacts'}/") for uri in uris), uris
     for elsewhere in ("yaml_artifacts", "yaml.db", "env_artifacts", "env.db"):

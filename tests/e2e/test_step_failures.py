@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from faults_helpers import EXPECTED_TAIL, FaultProject, explain
+from faults_helpers import EXPECTED_TAIL, PIPELINE_NAME, FaultProject
 from ml_metadata.proto import metadata_store_pb2
+from stepwire_testkit import explain
 
 from stepwire.materializers import value_codec
 
@@ -21,7 +22,7 @@ def test_failed_step_is_recorded_its_dependents_skipped_and_a_new_run_resumes(
 ) -> None:
     project = FaultProject(tmp_path)
 
-    broken = project.run("broken", FAULT_MIDDLE="raise")
+    broken = project.run_pipeline("broken", FAULT_MIDDLE="raise")
     assert broken.returncode == 1, explain(broken)
     assert "middle failed on purpose" in broken.stdout, explain(broken)
     assert "sink          skipped (upstream middle failed)" in broken.stdout, explain(broken)
@@ -29,12 +30,12 @@ def test_failed_step_is_recorded_its_dependents_skipped_and_a_new_run_resumes(
     assert "6 steps: 3 completed, 0 cached, 1 failed, 2 skipped" in broken.stdout
 
     # ML Metadata: the failure is recorded, the dependents never started.
-    [failed] = project.executions("broken", "middle")
+    [failed] = project.executions("broken", PIPELINE_NAME, "middle")
     assert failed.last_known_state == State.FAILED
-    assert project.executions("broken", "sink") == []
-    assert project.executions("broken", "tail") == []
+    assert project.executions("broken", PIPELINE_NAME, "sink") == []
+    assert project.executions("broken", PIPELINE_NAME, "tail") == []
     for step in ("source", "array_source", "side"):
-        [done] = project.executions("broken", step)
+        [done] = project.executions("broken", PIPELINE_NAME, step)
         assert done.last_known_state == State.COMPLETE, step
     assert project.statuses("broken") == {
         "source": "completed",
@@ -44,7 +45,7 @@ def test_failed_step_is_recorded_its_dependents_skipped_and_a_new_run_resumes(
     }
 
     # The next run redoes only what did not succeed.
-    fixed = project.run("fixed")
+    fixed = project.run_pipeline("fixed")
     assert fixed.returncode == 0, explain(fixed)
     assert "6 steps: 3 completed, 3 cached, 0 failed, 0 skipped" in fixed.stdout, explain(fixed)
     assert project.statuses("fixed") == {

@@ -17,21 +17,13 @@ import pytest
 from ml_metadata import errors
 from ml_metadata.proto import metadata_store_pb2
 from mlmd_stress import run_stress
+from stepwire_testkit import sqlite_config
 
 from stepwire import mlmd_guard
 from stepwire.exceptions import InfrastructureError
 from stepwire.mlmd_guard import GuardedMetadata, GuardedMetadataStore, RetryPolicy
 
 FAST = RetryPolicy(attempts=4, first_delay=0.001, max_delay=0.002)
-
-
-def _sqlite(path: Path | str) -> Any:
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(path)
-    config.sqlite.connection_mode = (
-        metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-    )
-    return config
 
 
 class _FlakyStore:
@@ -64,21 +56,23 @@ def flaky(monkeypatch: pytest.MonkeyPatch) -> type[_FlakyStore]:
 
 
 def test_lock_file_sits_next_to_the_sqlite_file(tmp_path: Path) -> None:
-    assert mlmd_guard.sqlite_database_path(_sqlite(tmp_path / "m.db")) == str(tmp_path / "m.db")
-    assert mlmd_guard.sqlite_database_path(_sqlite(f"file:{tmp_path}/m.db?mode=rwc")) == str(
+    assert mlmd_guard.sqlite_database_path(sqlite_config(tmp_path / "m.db")) == str(
         tmp_path / "m.db"
     )
-    assert mlmd_guard.sqlite_database_path(_sqlite(":memory:")) is None
+    assert mlmd_guard.sqlite_database_path(sqlite_config(f"file:{tmp_path}/m.db?mode=rwc")) == str(
+        tmp_path / "m.db"
+    )
+    assert mlmd_guard.sqlite_database_path(sqlite_config(":memory:")) is None
     mysql = metadata_store_pb2.ConnectionConfig()
     mysql.mysql.host = "127.0.0.1"
     assert mlmd_guard.sqlite_database_path(mysql) is None
-    store = GuardedMetadataStore(_sqlite(tmp_path / "m.db"))
+    store = GuardedMetadataStore(sqlite_config(tmp_path / "m.db"))
     assert store.lock_path == f"{tmp_path / 'm.db'}.lock"
     assert os.path.exists(store.lock_path)
 
 
 def test_aborted_call_is_retried_on_a_fresh_store(tmp_path: Path, flaky: Any) -> None:
-    store = GuardedMetadataStore(_sqlite(tmp_path / "m.db"), FAST)
+    store = GuardedMetadataStore(sqlite_config(tmp_path / "m.db"), FAST)
     assert store.get_context_types() == ["ok"]
     # The handle that aborted is dropped; the retry ran on a new one.
     assert len(flaky.instances) == 2
@@ -89,12 +83,13 @@ def test_aborted_call_is_retried_on_a_fresh_store(tmp_path: Path, flaky: Any) ->
 
 def test_database_is_locked_is_retried_too(tmp_path: Path, flaky: Any) -> None:
     flaky.error = errors.InternalError("database is locked")
-    assert GuardedMetadataStore(_sqlite(tmp_path / "m.db"), FAST).get_context_types() == ["ok"]
+    store = GuardedMetadataStore(sqlite_config(tmp_path / "m.db"), FAST)
+    assert store.get_context_types() == ["ok"]
 
 
 def test_a_call_that_keeps_aborting_is_an_infrastructure_error(tmp_path: Path, flaky: Any) -> None:
     flaky.failures = 99
-    store = GuardedMetadataStore(_sqlite(tmp_path / "m.db"), FAST)
+    store = GuardedMetadataStore(sqlite_config(tmp_path / "m.db"), FAST)
     with pytest.raises(InfrastructureError, match="get_context_types failed 4 times") as caught:
         store.get_context_types()
     assert isinstance(caught.value.__cause__, errors.AbortedError)
@@ -104,12 +99,12 @@ def test_a_call_that_keeps_aborting_is_an_infrastructure_error(tmp_path: Path, f
 def test_other_errors_pass_through_unchanged(tmp_path: Path, flaky: Any) -> None:
     flaky.error = errors.AlreadyExistsError("exists")
     with pytest.raises(errors.AlreadyExistsError):
-        GuardedMetadataStore(_sqlite(tmp_path / "m.db"), FAST).get_context_types()
+        GuardedMetadataStore(sqlite_config(tmp_path / "m.db"), FAST).get_context_types()
     assert len(flaky.instances) == 1
 
 
 def test_calls_wait_for_the_lock_another_process_holds(tmp_path: Path) -> None:
-    store = GuardedMetadataStore(_sqlite(tmp_path / "m.db"))
+    store = GuardedMetadataStore(sqlite_config(tmp_path / "m.db"))
     assert store.lock_path is not None
     # A descriptor of our own stands for another process: flock locks belong to
     # open file descriptions, so it conflicts with the guard's.
@@ -129,7 +124,7 @@ def test_calls_wait_for_the_lock_another_process_holds(tmp_path: Path) -> None:
 
 
 def test_a_forked_child_does_not_share_the_parents_lock(tmp_path: Path) -> None:
-    store = GuardedMetadataStore(_sqlite(tmp_path / "m.db"))
+    store = GuardedMetadataStore(sqlite_config(tmp_path / "m.db"))
     lock = mlmd_guard._file_lock(str(store.lock_path))
     with lock.hold():
         pid = os.fork()
@@ -147,7 +142,7 @@ def test_a_forked_child_does_not_share_the_parents_lock(tmp_path: Path) -> None:
 def test_guarded_metadata_is_what_the_tfx_launcher_expects(tmp_path: Path) -> None:
     from tfx.orchestration import metadata
 
-    connection = GuardedMetadata(_sqlite(tmp_path / "m.db"))
+    connection = GuardedMetadata(sqlite_config(tmp_path / "m.db"))
     assert isinstance(connection, metadata.Metadata)
     with connection as m:
         first = m.store

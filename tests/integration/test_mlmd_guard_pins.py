@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import pytest
 from ml_metadata.metadata_store import metadata_store
-from ml_metadata.proto import metadata_store_pb2 as pb
+from stepwire_testkit import sqlite_config
 from tfx.orchestration import metadata
 
 from stepwire import mlmd_guard
@@ -29,13 +28,6 @@ UPGRADED = (
 )
 
 
-def _config(path: Path) -> Any:
-    config = pb.ConnectionConfig()
-    config.sqlite.filename_uri = str(path)
-    config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-    return config
-
-
 def test_installed_tfx_is_the_release_the_guard_was_written_for() -> None:
     import tfx.version
 
@@ -47,7 +39,7 @@ def test_installed_tfx_is_the_release_the_guard_was_written_for() -> None:
 
 
 def test_a_fresh_metadata_has_exactly_the_attributes_the_guard_writes(tmp_path: Path) -> None:
-    config = _config(tmp_path / "m.db")
+    config = sqlite_config(tmp_path / "m.db")
     connection = metadata.Metadata(config)
     assert set(vars(connection)) == TFX_PRIVATES, UPGRADED.format(
         what=f"instance attributes {sorted(vars(connection))}"
@@ -59,7 +51,7 @@ def test_a_fresh_metadata_has_exactly_the_attributes_the_guard_writes(tmp_path: 
 
 
 def test_store_and_users_are_tfx_store_and_reference_count(tmp_path: Path) -> None:
-    connection = metadata.Metadata(_config(tmp_path / "m.db"))
+    connection = metadata.Metadata(sqlite_config(tmp_path / "m.db"))
     with connection as m:
         assert m is connection
         assert isinstance(connection._store, metadata_store.MetadataStore), UPGRADED.format(
@@ -81,7 +73,7 @@ def test_store_and_users_are_tfx_store_and_reference_count(tmp_path: Path) -> No
 
 def test_store_property_returns_whatever_the_attribute_holds(tmp_path: Path) -> None:
     # The guard relies on this: it sets _store to its own object, not a MetadataStore.
-    connection = metadata.Metadata(_config(tmp_path / "m.db"))
+    connection = metadata.Metadata(sqlite_config(tmp_path / "m.db"))
     stand_in = object()
     connection._store = stand_in
     assert connection.store is stand_in
@@ -99,7 +91,7 @@ def test_guarded_metadata_overrides_only_enter() -> None:
 
 
 def test_guarded_store_sits_in_tfx_attribute_while_entered(tmp_path: Path) -> None:
-    config = _config(tmp_path / "m.db")
+    config = sqlite_config(tmp_path / "m.db")
     connection = GuardedMetadata(config)
     assert set(vars(connection)) >= TFX_PRIVATES
     assert connection._connection_config is config
@@ -134,7 +126,7 @@ def test_another_tfx_release_logs_one_warning_at_first_use(
     monkeypatch.setattr(mlmd_guard, "installed_tfx_version", lambda: "9.9.9")
     with caplog.at_level(logging.WARNING, logger=mlmd_guard.__name__):
         for _ in range(3):
-            with GuardedMetadata(_config(tmp_path / "m.db")) as m:
+            with GuardedMetadata(sqlite_config(tmp_path / "m.db")) as m:
                 assert m.store.get_context_types() == []  # a warning, not a failure
     warnings = [r for r in caplog.records if r.name == mlmd_guard.__name__]
     assert len(warnings) == 1
@@ -154,6 +146,6 @@ def test_the_expected_tfx_release_logs_nothing(
         mlmd_guard, "installed_tfx_version", lambda: mlmd_guard.TFX_VERSION_WRITTEN_FOR
     )
     with caplog.at_level(logging.WARNING, logger=mlmd_guard.__name__):
-        GuardedMetadata(_config(tmp_path / "m.db"))
+        GuardedMetadata(sqlite_config(tmp_path / "m.db"))
     assert not [r for r in caplog.records if r.name == mlmd_guard.__name__]
     assert mlmd_guard.warn_if_tfx_differs() is False  # checked once per process

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as pb
+from stepwire_testkit import sqlite_config
 
 from stepwire import mlmd_guard
 from stepwire.mlmd_guard import GuardedMetadata, GuardedMetadataStore, list_all
@@ -57,13 +58,6 @@ class Store:
         return GuardedMetadataStore(self.config)
 
 
-def _config(path: Path) -> Any:
-    config = pb.ConnectionConfig()
-    config.sqlite.filename_uri = str(path)
-    config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-    return config
-
-
 def _build(path: Path, *, one_node: bool) -> Store:
     """Records TOTAL executions of a run, then puts the newest one at the oldest time.
 
@@ -72,7 +66,7 @@ def _build(path: Path, *, one_node: bool) -> Store:
         one_node: All executions belong to one node (TFX's view: executions of a
             node in a run), else each is a step of its own (``stepwire runs``' view).
     """
-    config = _config(path)
+    config = sqlite_config(path)
     store = metadata_store.MetadataStore(config)
     execution_type = store.put_execution_type(pb.ExecutionType(name="Step"))
     artifact_type = store.put_artifact_type(pb.ArtifactType(name="Data"))
