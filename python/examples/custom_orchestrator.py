@@ -182,13 +182,18 @@ class MyStepEntrypointConfiguration(StepEntrypointConfiguration):
         Args:
             pipeline_name: Name of the pipeline.
             step_name: Name of the step that ran.
-            pipeline_node: The step's node in the pipeline IR.
+            pipeline_node: The step's node as it ran, bound to the run.
             execution_info: What TFX returned for the execution.
         """
         record = {
             "pipeline_name": pipeline_name,
             "step_name": step_name,
             "node_id": pipeline_node.node_info.id,
+            # The node that ran, bound to the run: its contexts name the run itself.
+            "node_contexts": {
+                spec.type.name: spec.name.field_value.string_value
+                for spec in pipeline_node.contexts.contexts
+            },
             "execution_id": execution_info.execution_id if execution_info else None,
             "run_name": self.get_run_name(pipeline_name),
             LOG_PREFIX_OPTION: self.entrypoint_args[LOG_PREFIX_OPTION],

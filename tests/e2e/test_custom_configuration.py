@@ -83,6 +83,12 @@ def test_post_run_is_called_once_per_step_with_the_documented_arguments(
     assert {r["pipeline_name"] for r in reports} == {PIPELINE}
     # The node handed to post_run is the step's own node.
     assert [r["node_id"] for r in reports] == STEPS
+    # post_run gets the node that ran, bound to the run, not the IR's placeholder.
+    run_name = example.result["run_name"]
+    assert [r["node_contexts"] for r in reports] == [
+        {"pipeline": PIPELINE, "pipeline_run": run_name, "node": f"{PIPELINE}.{step}"}
+        for step in STEPS
+    ]
     # execution_info carries the execution that ML Metadata recorded for the step.
     ids = _execution_ids(example.stack, example.result["run_name"])
     assert {r["step_name"]: r["execution_id"] for r in reports} == ids
