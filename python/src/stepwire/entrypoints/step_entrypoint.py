@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from stepwire import codec_runtime, constants
-from stepwire.entrypoints.codec import (
-    CONTRACT_VERSION,
-    CONTRACT_VERSION_OPTION,
-    ENTRYPOINT_CONFIG_SOURCE_OPTION,
-    FLAGS,
-    ArgumentError,
-    ErrorKind,
-    scan,
-)
-from stepwire.entrypoints.loading import load_class
-from stepwire.entrypoints.step_entrypoint_configuration import StepEntrypointConfiguration
+# Only what the supervising parent needs is imported at module level: the step
+# process forks before the codec, protobuf and fsspec are imported, so the parent
+# stays small and the fork cheap (the child imports them in main()).
+from stepwire import constants
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,6 +29,19 @@ def main(argv: list[str] | None = None) -> None:
         TypeError: If the configuration source does not point to a
             ``StepEntrypointConfiguration`` subclass.
     """
+    from stepwire import codec_runtime
+    from stepwire.entrypoints.codec import (
+        CONTRACT_VERSION,
+        CONTRACT_VERSION_OPTION,
+        ENTRYPOINT_CONFIG_SOURCE_OPTION,
+        FLAGS,
+        ArgumentError,
+        ErrorKind,
+        scan,
+    )
+    from stepwire.entrypoints.loading import load_class
+    from stepwire.entrypoints.step_entrypoint_configuration import StepEntrypointConfiguration
+
     arguments = sys.argv[1:] if argv is None else list(argv)
     # Loading the configuration class may import the user's script: from now
     # on a module-level `pipeline.run()` there must not run a pipeline.
