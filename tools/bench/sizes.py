@@ -59,6 +59,8 @@ def main() -> None:
         SubprocessEntrypointConfiguration,
         SubprocessOrchestrator,
     )
+    from stepwire.pipeline_ir import PipelineIndex
+    from stepwire.stack import get_active_stack
 
     work = Path(tempfile.mkdtemp(prefix="stepwire-bench-sizes-"))
     os.environ["STEPWIRE_ARTIFACT_STORE"] = str(work / "artifacts")
@@ -88,19 +90,18 @@ def main() -> None:
     steps = SubprocessOrchestrator._get_sorted_steps(pipeline, pb2)
     run_name = "bench-run-00000000"
 
+    stack = get_active_stack()
     # Every step's command line, as SubprocessOrchestrator.prepare_or_run_pipeline builds them.
     start = time.perf_counter()
+    index = PipelineIndex(pb2)
     commands = {
         step.name: command
-        + config.get_entrypoint_arguments(step=step, pb2_pipeline=pb2, run_name=run_name)
-        for step in steps
-    }
-    upstream = {
-        step.name: set(
-            SubprocessOrchestrator._get_node_with_step_name(step.name, pb2).upstream_nodes
+        + config.get_entrypoint_arguments(
+            step=step, pb2_pipeline=pb2, run_name=run_name, stack=stack, pipeline_index=index
         )
         for step in steps
     }
+    upstream = {step.name: set(index.node(step.name).upstream_nodes) for step in steps}
     result["build_all_seconds"] = time.perf_counter() - start
     result["rss_kib"]["all_arguments_built"] = rss_kib()
     result["all_arguments_bytes"] = sum(budgets.LINUX.total(c) for c in commands.values())
@@ -116,16 +117,18 @@ def main() -> None:
         argv = commands[step.name][len(command) :]
 
         def build(step: Any = step) -> list[str]:
-            return config.get_entrypoint_arguments(step=step, pb2_pipeline=pb2, run_name=run_name)
+            return config.get_entrypoint_arguments(
+                step=step, pb2_pipeline=pb2, run_name=run_name, stack=stack
+            )
 
         decoded = codec.decode(argv)
 
         def read_full(argv: list[str] = argv) -> None:
-            options_ = config._parse_arguments(argv)
-            json_format.Parse(options_["pipeline_json"], _protos.Pipeline())
+            decoded_ = config._decode_arguments(argv, reader=None)
+            json_format.Parse(decoded_.args.pipeline_json, _protos.Pipeline())
 
         aws = command + AwsBatchConfiguration.get_entrypoint_arguments(
-            step=step, pb2_pipeline=pb2, run_name=run_name
+            step=step, pb2_pipeline=pb2, run_name=run_name, stack=stack
         )
         pipeline_value = argv[argv.index("--pipeline_json") + 1]
         samples.append(
