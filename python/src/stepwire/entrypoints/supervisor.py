@@ -62,8 +62,14 @@ def supervise(entry: Callable[[], NoReturn]) -> NoReturn:
     sys.stderr.flush()
     read_end, write_end = os.pipe()
     parent_pid = os.getpid()
+    # Signals that arrive while the parent is not yet forwarding them wait: blocked
+    # before the fork, unblocked once the handlers are in place (the child unblocks
+    # them at once, with their default actions).
+    caught = {*_FORWARDED, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, caught)
     pid = os.fork()
     if pid == 0:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, caught)
         os.close(read_end)
         supervisor_channel.open_channel(write_end)
         _die_with_parent(parent_pid)
@@ -79,6 +85,7 @@ def supervise(entry: Callable[[], NoReturn]) -> NoReturn:
         signal.signal(signum, forward)
     # Ctrl-C reaches the whole process group, the child included: not forwarded twice.
     signal.signal(signal.SIGINT, lambda signum, _frame: stopped_by.append(signum))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, caught)
     _, status = os.waitpid(pid, 0)
     messages = _read_messages(read_end)
     sys.exit(_verdict(status, messages, stopped_by))
