@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
+import secrets
 from typing import IO, Any
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 
 def _fs_and_path(uri: str) -> tuple[Any, str]:
@@ -90,18 +93,41 @@ def remove_tree(uri: str) -> None:
         fs.rm(path, recursive=True)
 
 
-def write_bytes(uri: str, data: bytes) -> None:
-    """Writes bytes to a file, creating its parent directory.
+def write_bytes(uri: str, data: bytes, *, durable: bool = False) -> None:
+    """Writes bytes to a file, creating its parent directory; the file is whole or absent.
+
+    On a local disk the bytes go to a new file beside the target, which is then
+    renamed over it, so a reader (or a later launch) never finds a partial file at
+    the final path, whatever happens to the writer. An object store publishes an
+    object whole when its upload completes.
 
     Args:
         uri: The file to write.
         data: The content.
+        durable: Also ``fsync`` the file before the rename, so it survives a crash of
+            the machine, not only of the process.
     """
     parent = posixpath.dirname(uri) if "://" in uri else os.path.dirname(uri)
     if parent:
         makedirs(parent)
-    with open_file(uri, "wb") as f:
-        f.write(data)
+    fs, path = _fs_and_path(uri)
+    if is_remote(uri) or not isinstance(fs, LocalFileSystem):
+        with open_file(uri, "wb") as f:
+            f.write(data)
+        return
+    temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.partial"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 def read_bytes(uri: str) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import fsspec
 
 from stepwire import io_utils
@@ -29,7 +31,13 @@ class ArtifactStoreReferences:
         self.folder = io_utils.join(artifact_store_root, REFERENCES_FOLDER)
 
     def put(self, payload: bytes, sha256_hex: str) -> str:
-        """Stores a payload unless it is already there.
+        """Stores a payload unless a whole copy of it is already there.
+
+        A file already at the payload's name is trusted only if its bytes hash to
+        that name; anything else there (a partial write of an older version, a
+        corrupted copy) is replaced. The write itself is whole or nothing
+        (:func:`stepwire.io_utils.write_bytes`), so two builders of the same
+        payload never leave a mixed file.
 
         Args:
             payload: The bytes.
@@ -39,9 +47,19 @@ class ArtifactStoreReferences:
             The URI to put in the command line.
         """
         uri = io_utils.join(self.folder, sha256_hex)
-        if not io_utils.exists(uri):
-            io_utils.write_bytes(uri, payload)
+        if not self._holds(uri, sha256_hex):
+            io_utils.write_bytes(uri, payload, durable=True)
         return uri
+
+    def _holds(self, uri: str, sha256_hex: str) -> bool:
+        """Whether ``uri`` holds exactly the payload of that SHA-256."""
+        if not io_utils.exists(uri):
+            return False
+        try:
+            existing = self.read(uri)
+        except (OSError, ValueError):
+            return False
+        return hashlib.sha256(existing).hexdigest() == sha256_hex
 
     def read(self, uri: str) -> bytes:
         """Reads a payload; the codec verifies its size and sha256.
