@@ -291,6 +291,7 @@ NODE: list[Any] = ["nodes", 0, "pipelineNode"]
 PARAMETERS = [*NODE, "parameters", "parameters"]
 EXECUTOR = ["deploymentConfig", "executorSpecs", "produce"]
 BEAM = "type.googleapis.com/tfx.orchestration.executable_spec.BeamExecutableSpec"
+PYTHON_CLASS = "type.googleapis.com/tfx.orchestration.executable_spec.PythonClassExecutableSpec"
 
 # case: (where in the IR's JSON ([]: the whole IR), the value put there, the step
 # source, fragments of the first line).
@@ -327,12 +328,38 @@ IR_CASES: dict[str, tuple[list[Any], Any, str, list[str]]] = {
         "clsmod.produce",
         ["parameter 'start' is not JSON"],
     ),
+    "custom driver spec": (
+        ["deploymentConfig", "customDriverSpecs"],
+        {"produce": {"@type": PYTHON_CLASS, "classPath": "clsmod.Cfg"}},
+        "clsmod.produce",
+        ["custom driver", "stepwire steps declare none"],
+    ),
+    "executor class that is not the step's": (
+        [*EXECUTOR, "classPath"],
+        "clsmod.Cfg",
+        "clsmod.produce",
+        ["executor class 'clsmod.Cfg'", "'produce_Executor'"],
+    ),
+    "output key that is not the step's": (
+        [*NODE, "outputs", "outputs"],
+        {"../../../victim": {"artifactSpec": {"type": {"name": "stepwire.DataArtifact"}}}},
+        "clsmod.produce",
+        ["the IR's outputs ['../../../victim'] are not the step's ['output']"],
+    ),
     "parameter the step does not declare": (
         [*PARAMETERS, "bogus"],
         {"fieldValue": {"stringValue": "1"}},
         "clsmod.produce",
         ["['bogus']", "does not declare"],
     ),
+}
+
+
+# What only the step's class knows (its parameters, its outputs) is checked once it is
+# loaded, still before any execution is registered.
+KNOWN_FROM_THE_STEP_CLASS = {
+    "parameter the step does not declare",
+    "output key that is not the step's",
 }
 
 
@@ -393,8 +420,7 @@ def test_an_ir_that_cannot_describe_the_step_is_bad_arguments(
 
 @pytest.mark.parametrize(
     "case",
-    # Which parameters a step declares is known from its module only.
-    [c for c in IR_CASES if c != "parameter the step does not declare"],
+    [c for c in IR_CASES if c not in KNOWN_FROM_THE_STEP_CLASS],
 )
 def test_the_ir_is_checked_before_user_code_is_imported(
     ir_outcome: Callable[[str], Outcome], case: str

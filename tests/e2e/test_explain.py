@@ -76,6 +76,11 @@ def test_a_pod_spec_reads_like_a_description_of_the_step(
     text = shown.stdout
     assert text.startswith("step train_ridge of pipeline wine_classifier")
     assert "executor: wine_pipeline.train_ridge_Executor" in text
+    # Compiled with a fixed root: explain shows it (a step with another store refuses).
+    [root_line] = [line.strip() for line in text.splitlines() if "pipeline_root:" in line]
+    assert root_line.startswith("pipeline_root: /")
+    assert root_line.endswith("/artifacts")
+    assert "custom_driver" not in text
     assert '"x_train": ["split.x_train"]' in text
     assert '"alpha": 1.0' in text
     assert 'outputs: {"output": "stepwire.ModelArtifact"}' in text
@@ -152,3 +157,20 @@ def test_a_file_that_is_no_command_line(tmp_path: Path) -> None:
     shown = _explain("--from-file", str(bad))
     assert shown.returncode == ExitCode.BAD_ARGUMENTS
     assert "neither a JSON list of strings nor a Kubernetes" in shown.stderr
+
+
+def test_a_late_bound_root_is_shown_as_bound_by_the_step() -> None:
+    from google.protobuf import json_format
+
+    from stepwire.explain import summarise_pipeline
+
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        import wine_pipeline
+
+        ir = wine_pipeline.wine_pipeline.compile()  # no root: each step binds its own
+    finally:
+        sys.path.remove(str(EXAMPLES))
+    summary = summarise_pipeline(json_format.MessageToJson(ir))
+    assert summary["pipeline_root"] == "bound to the step's artifact store"
+    assert "custom_driver" not in summary

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,54 @@ def test_two_writers_of_one_large_value_never_mix_it(tmp_path: Path) -> None:
         data = references.read(io_utils.join(references.folder, _sha(payload)))
         assert _sha(data) == _sha(payload), f"trial {trial}"
         assert [p.name for p in Path(references.folder).iterdir()] == [_sha(payload)]
+
+
+@pytest.mark.parametrize("kind", ["link to /dev/zero", "link outside the store", "fifo"])
+def test_only_a_regular_file_inside_the_store_is_read(tmp_path: Path, kind: str) -> None:
+    references = ArtifactStoreReferences(str(tmp_path / "store"))
+    folder = Path(references.folder)
+    folder.mkdir(parents=True)
+    name = folder / ("ab" * 32)
+    if kind == "fifo":
+        os.mkfifo(name)  # nothing ever writes: a blocking read would hang the step
+    else:
+        outside = tmp_path / "secret"
+        outside.write_bytes(b"secret")
+        name.symlink_to("/dev/zero" if kind == "link to /dev/zero" else outside)
+    started = time.monotonic()
+    with pytest.raises(PermissionError):
+        references.read(str(name))
+    assert time.monotonic() - started < 5
+
+
+def test_a_reference_larger_than_the_limit_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepwire.entrypoints import references as module
+
+    monkeypatch.setattr(module, "MAX_PAYLOAD_BYTES", 10)
+    store = ArtifactStoreReferences(str(tmp_path / "store"))
+    uri = io_utils.join(store.folder, "cd" * 32)
+    io_utils.write_bytes(uri, b"x" * 11)
+    with pytest.raises(ValueError, match="more than the 10 bytes"):
+        store.read(uri)
+    io_utils.write_bytes(uri, b"x" * 10)
+    assert store.read(uri) == b"x" * 10
+
+
+@pytest.mark.parametrize(
+    ("uri", "inside"),
+    [
+        ("/store/a/b", True),
+        ("/store", True),
+        ("/store/../victim", False),
+        ("/store/a/../../victim", False),
+        ("/storefront/a", False),
+        ("s3://bucket/store/a", True),
+        ("s3://bucket/store/../x", False),
+        ("gs://bucket/store/a", False),
+    ],
+)
+def test_is_inside_resolves_dot_dot(uri: str, inside: bool) -> None:
+    root = "s3://bucket/store" if "://" in uri else "/store"
+    assert io_utils.is_inside(uri, root) is inside

@@ -244,6 +244,16 @@ def summarise_pipeline(pipeline_json: str) -> dict[str, Any]:
         as_dict.get("deploymentConfig", {}).get("executorSpecs", {}).get(summary["node"], {})
     )
     summary["executor"] = executors.get("classPath", "")
+    drivers = as_dict.get("deploymentConfig", {}).get("customDriverSpecs", {})
+    if summary["node"] in drivers:
+        # Shown because a step process refuses to run one (it declares none).
+        summary["custom_driver"] = drivers[summary["node"]].get("classPath", "?")
+    root = as_dict.get("runtimeSpec", {}).get("pipelineRoot", {})
+    summary["pipeline_root"] = (
+        root["fieldValue"].get("stringValue", "")
+        if "fieldValue" in root
+        else "bound to the step's artifact store"
+    )
     return summary
 
 
@@ -276,7 +286,8 @@ def render(explanation: Explanation) -> str:
     elif "error" in pipeline:
         lines.append(f"      {pipeline['error']}")
     else:
-        for key in ("pipeline", "node", "executor", "upstream", "inputs", "outputs", "parameters"):
+        keys = ("pipeline", "node", "executor", "custom_driver", "pipeline_root", "upstream")
+        for key in (*keys, "inputs", "outputs", "parameters"):
             if key in pipeline:
                 value = pipeline[key]
                 shown = (

@@ -30,6 +30,27 @@ def is_remote(uri: str) -> bool:
     return bool(sep) and scheme != "file"
 
 
+def is_inside(uri: str, root: str) -> bool:
+    """Tells whether ``uri`` is ``root`` itself or below it, after resolving ``..``.
+
+    Args:
+        uri: A local path or URI.
+        root: The folder it must be in (same scheme).
+
+    Returns:
+        True if it is inside.
+    """
+    if is_remote(uri) or is_remote(root):
+        scheme, _, rest = uri.partition("://")
+        root_scheme, _, root_rest = root.partition("://")
+        if scheme != root_scheme:
+            return False
+        path, base = posixpath.normpath("/" + rest), posixpath.normpath("/" + root_rest)
+        return path == base or path.startswith(base.rstrip("/") + "/")
+    path, base = os.path.realpath(uri), os.path.realpath(root)
+    return path == base or path.startswith(base.rstrip(os.sep) + os.sep)
+
+
 def join(base: str, *parts: str) -> str:
     """Joins path parts below a local path or a URI.
 

@@ -97,20 +97,24 @@ class PipelineIndex:
             raise PipelineIRError(f"the pipeline IR holds no executor spec for '{node_id}'")
         return _python_class_spec(node_id, "executor", spec)
 
-    def custom_driver_spec(self, node_id: str) -> Any:
-        """Returns a node's custom driver spec, if it has one.
+    def custom_driver_spec(self, node_id: str) -> None:
+        """Checks that a node has no custom driver spec.
+
+        A stepwire step declares no driver, so an IR that names one would make the
+        step process import and run a class the step never declared.
 
         Args:
             node_id: The node id.
 
-        Returns:
-            The ``PythonClassExecutableSpec``, or None.
-
         Raises:
-            PipelineIRError: If the spec is not a Python class spec.
+            PipelineIRError: If the IR names a custom driver for the node.
         """
         spec = self.deployment_config.custom_driver_specs.get(node_id)
-        return None if spec is None else _python_class_spec(node_id, "custom driver", spec)
+        if spec is not None:
+            raise PipelineIRError(
+                f"the pipeline IR names a custom driver ({spec.type_url.rpartition('/')[2]}) "
+                f"for '{node_id}'; stepwire steps declare none, so none is run"
+            )
 
     def executor_module(self, node_id: str) -> str:
         """The module part of the executor class path the IR names for a node.

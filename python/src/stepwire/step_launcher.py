@@ -136,7 +136,7 @@ def launch_step(
     # Validate the IR's view of this step before binding a copy of it.
     index.node(step.name)
     executor_spec = index.executor_spec(step.name)
-    custom_driver_spec = index.custom_driver_spec(step.name)
+    index.custom_driver_spec(step.name)
     _check_artifact_store(stack.artifact_store.path)
     pipeline = bind_run(pb2_pipeline, run_name, stack.artifact_store.path)
     node = _bound_node(pipeline, step.name)
@@ -171,14 +171,13 @@ def launch_step(
     # TFX reuses an unfinished execution with the same id, hence the same output
     # paths: clear whatever an earlier failed or killed attempt left there.
     for execution in previous:
-        _remove_outputs_of(execution, node, pipeline)
+        _remove_outputs_of(execution, node, pipeline, stack.artifact_store.path)
 
     step_launcher = _build_launcher(
         node,
         mlmd,
         pipeline,
         executor_spec=executor_spec,
-        custom_driver_spec=custom_driver_spec,
         step_name=step.name,
     )
     if before_launch is not None:
@@ -213,7 +212,6 @@ def _build_launcher(
     pipeline: _protos.Pipeline,
     *,
     executor_spec: Any,
-    custom_driver_spec: Any,
     step_name: str,
 ) -> Any:
     """TFX's portable launcher for the bound node."""
@@ -230,7 +228,7 @@ def _build_launcher(
             pipeline_info=pipeline.pipeline_info,
             pipeline_runtime_spec=pipeline.runtime_spec,
             executor_spec=executor_spec,
-            custom_driver_spec=custom_driver_spec,
+            custom_driver_spec=None,
         )
     except (ImportError, AttributeError) as e:
         raise PipelineIRError(
@@ -381,7 +379,10 @@ def _is_successful(execution: _protos.MLMDExecution) -> bool:
 
 
 def _remove_outputs_of(
-    execution: _protos.MLMDExecution, node: _protos.PipelineNode, pipeline: _protos.Pipeline
+    execution: _protos.MLMDExecution,
+    node: _protos.PipelineNode,
+    pipeline: _protos.Pipeline,
+    store_root: str,
 ) -> None:
     from tfx.orchestration.portable import outputs_utils
 
@@ -397,6 +398,12 @@ def _remove_outputs_of(
     # (TFX removes them itself when the executor raised).
     for artifacts in resolver.generate_output_artifacts(execution.id).values():
         for artifact in artifacts:
+            # Never remove anything outside the store, whatever the IR's output keys say.
+            if not io_utils.is_inside(artifact.uri, store_root):
+                raise PipelineIRError(
+                    f"the output path {artifact.uri!r} of step '{node.node_info.id}' is not "
+                    f"inside the artifact store {store_root!r}; nothing was removed"
+                )
             io_utils.remove_tree(artifact.uri)
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
+import stat
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from stepwire import io_utils
 from stepwire.entrypoints.codec import MAX_PAYLOAD_BYTES
@@ -71,14 +75,39 @@ class ArtifactStoreReferences:
             The stored bytes.
 
         Raises:
-            PermissionError: If the URI is outside this store's references folder.
+            PermissionError: If the URI is outside this store's references folder, or
+                (on a local disk) a link, a FIFO or anything but a regular file.
+            ValueError: If it holds more than the contract's maximum payload.
         """
         name = uri.removeprefix(self.folder)
         if name == uri or not name.startswith(("/", "\\")) or not name[1:].isalnum():
             raise PermissionError(f"{uri!r} is not inside the artifact store's {self.folder!r}")
-        # Refuse an oversized file before reading it into memory.
         fs, path = fsspec.core.url_to_fs(uri)
+        if isinstance(fs, LocalFileSystem):
+            return _read_local_regular_file(path, uri)
+        # Refuse an oversized object before reading it into memory.
         size = int(fs.size(path))
         if size > MAX_PAYLOAD_BYTES:
             raise ValueError(f"{uri!r} holds {size} bytes, above the {MAX_PAYLOAD_BYTES} allowed")
         return io_utils.read_bytes(uri)
+
+
+def _read_local_regular_file(path: str, uri: str) -> bytes:
+    """Reads at most the maximum payload (plus one byte, to tell) of a regular file.
+
+    Opened without following a link and without blocking, so a link to a file
+    elsewhere or to ``/dev/zero`` is refused, and a FIFO cannot hang the step.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise PermissionError(f"{uri!r} is a link; references are regular files") from None
+        raise
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PermissionError(f"{uri!r} is not a regular file")
+        data = file.read(MAX_PAYLOAD_BYTES + 1)
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"{uri!r} holds more than the {MAX_PAYLOAD_BYTES} bytes allowed")
+    return data

@@ -95,6 +95,8 @@ def run_step(config: StepEntrypointConfiguration) -> StepRunResult:
     node = index.node(step_name)
     executor_module = index.executor_module(step_name)
     _check_executor_module(executor_module, step_module, args.main_module_source, step_name)
+    _check_executor_class(index.executor_spec(step_name).class_path, step_name)
+    index.custom_driver_spec(step_name)
     _check_parameters_are_json(node, step_name)
 
     supervisor_channel.report_context(pipeline_name, step_name, None)
@@ -116,6 +118,7 @@ def run_step(config: StepEntrypointConfiguration) -> StepRunResult:
     # run.py:p`). Recreate the executor exactly there, so TFX imports the path
     # the IR holds.
     _check_parameters_are_declared(node, step)
+    _check_outputs_are_declared(node, step)
     step.__module__ = executor_module
     config._create_executor_class(
         step=step,
@@ -170,6 +173,27 @@ def _check_executor_module(
         f"the step is defined in {step_module!r} (main module {main_module!r}); the IR "
         "and the step source disagree"
     )
+
+
+def _check_executor_class(class_path: str, step_name: str) -> None:
+    """The executor is the one stepwire generates for the step, and no other class."""
+    expected = f"{step_name}_Executor"
+    if class_path.rpartition(".")[2] != expected:
+        raise PipelineIRError(
+            f"the IR names the executor class {class_path!r} for step '{step_name}'; the "
+            f"step's executor is {expected!r}, and no other class is run"
+        )
+
+
+def _check_outputs_are_declared(node: Any, step: BaseStep) -> None:
+    """The IR's outputs are exactly the step's: an output key also names a folder."""
+    in_ir = set(node.outputs.outputs)
+    declared = set(step.OUTPUT_SIGNATURE)
+    if in_ir != declared:
+        raise PipelineIRError(
+            f"step '{step.name}': the IR's outputs {sorted(in_ir)} are not the step's "
+            f"{sorted(declared)}"
+        )
 
 
 def _ir_parameters(node: Any) -> dict[str, Any]:
