@@ -137,12 +137,59 @@ def classify(error: BaseException) -> FailureKind:
     return FailureKind.STEP_FAILED
 
 
-def failure_record(kind: FailureKind, message: str) -> bytes:
+MAX_NAME_BYTES = 256
+"""Longest pipeline, step or run name a record keeps, in UTF-8 bytes (cut beyond)."""
+
+
+def safe_text(value: object, limit: int | None = None) -> str:
+    """Text that can always be printed and encoded, cut to ``limit`` UTF-8 bytes.
+
+    Lone surrogates and other text that does not encode become ``?``, whitespace runs
+    become one space (the failure line is one line), and an object whose ``__str__``
+    raises is named by its type.
+
+    Args:
+        value: Anything, usually a message or a name.
+        limit: The most UTF-8 bytes to keep; ``...`` marks a cut.
+
+    Returns:
+        The text.
+    """
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except Exception:  # a __str__ that raises must not break the failure path
+        text = f"<{type(value).__name__} whose str() raised>"
+    text = " ".join(text.encode("utf-8", errors="replace").decode("utf-8").split())
+    if limit is not None and len(text.encode("utf-8")) > limit:
+        cut = text.encode("utf-8")[: max(0, limit - 3)].decode("utf-8", errors="ignore")
+        text = cut + "..."
+    return text
+
+
+def _fitted(record: dict[str, Any]) -> bytes:
+    """The record as JSON of at most :data:`MAX_RECORD_BYTES`, its message cut to fit."""
+    data = json.dumps(record, ensure_ascii=False).encode("utf-8")
+    excess = len(data) - MAX_RECORD_BYTES
+    if excess > 0:
+        # Every other field is bounded, so cutting the message always fits: one
+        # pass (escapes make the JSON longer than the text, hence the margin).
+        message = record["message"]
+        keep = max(0, len(message.encode("utf-8")) - 2 * excess - 8)
+        record = {**record, "message": safe_text(message, keep)}
+        data = json.dumps(record, ensure_ascii=False).encode("utf-8")
+    return data
+
+
+def failure_record(
+    kind: FailureKind, message: str, *, error_kind: str | None = None, option: str | None = None
+) -> bytes:
     """The structured failure record, at most :data:`MAX_RECORD_BYTES` of UTF-8 JSON.
 
     Args:
         kind: The failure kind.
         message: The one-line message; shortened to fit.
+        error_kind: For bad arguments, the contract's error kind (``repeated_option``).
+        option: For bad arguments, the option that was wrong, if one was.
 
     Returns:
         The JSON bytes.
@@ -152,18 +199,19 @@ def failure_record(kind: FailureKind, message: str) -> bytes:
         "kind": kind.value,
         "exit_code": failure.exit_code,
         "retryable": failure.retryable,
-        "pipeline": context.pipeline,
-        "step": context.step,
-        "run": context.run,
-        "message": message,
+        "pipeline": _name(context.pipeline),
+        "step": _name(context.step),
+        "run": _name(context.run),
+        "message": safe_text(message, MAX_RECORD_BYTES),
     }
-    data = json.dumps(record, ensure_ascii=False).encode("utf-8")
-    while len(data) > MAX_RECORD_BYTES:
-        # Shorten the message (the only unbounded field) until the record fits.
-        excess = len(data) - MAX_RECORD_BYTES
-        record["message"] = record["message"][: max(0, len(record["message"]) - excess - 4)] + "..."
-        data = json.dumps(record, ensure_ascii=False).encode("utf-8")
-    return data
+    if error_kind is not None:
+        record["error_kind"] = safe_text(error_kind, MAX_NAME_BYTES)
+        record["option"] = _name(option)
+    return _fitted(record)
+
+
+def _name(value: str | None) -> str | None:
+    return None if value is None else safe_text(value, MAX_NAME_BYTES)
 
 
 def _write_record(data: bytes) -> None:
@@ -195,13 +243,36 @@ def report(kind: FailureKind, message: str, error: BaseException | None = None) 
         The exit code.
     """
     failure = FAILURES[kind]
-    line = " ".join(message.split())
-    print(f"stepwire: {kind.value}: {line}", file=sys.stderr, flush=True)
+    line = safe_text(message, MAX_LINE_BYTES)
+    _print_line(f"stepwire: {kind.value}: {line}")
     if error is not None and kind is not FailureKind.BAD_ARGUMENTS:
-        traceback.print_exception(error)
-    _write_record(failure_record(kind, line))
+        try:
+            traceback.print_exception(error)
+        except Exception:  # a traceback that cannot be printed must not lose the record
+            _print_line(f"stepwire: (the traceback of {type(error).__name__} cannot be printed)")
+    error_kind = getattr(error, "kind", None)
+    codec_kind = getattr(error_kind, "value", None) if kind is FailureKind.BAD_ARGUMENTS else None
+    option = getattr(error, "flag", None) if codec_kind is not None else None
+    _write_record(failure_record(kind, line, error_kind=codec_kind, option=option))
     sys.stderr.flush()
     return int(failure.exit_code)
+
+
+MAX_LINE_BYTES = 8192
+"""Longest failure line printed, in UTF-8 bytes; the record holds at most 4 KiB of it."""
+
+
+def _print_line(line: str) -> None:
+    """Prints one line to stderr whatever its encoding can hold."""
+    encoding = sys.stderr.encoding or "utf-8"
+    data = (line + "\n").encode(encoding, errors="replace")
+    stream = getattr(sys.stderr, "buffer", None)
+    if stream is None:
+        print(data.decode(encoding, errors="replace"), end="", file=sys.stderr)
+    else:
+        sys.stderr.flush()
+        stream.write(data)
+    sys.stderr.flush()
 
 
 def fail(error: BaseException) -> NoReturn:
@@ -212,7 +283,7 @@ def fail(error: BaseException) -> NoReturn:
     """
     from stepwire.entrypoints import supervisor_channel
 
-    code = report(classify(error), str(error) or type(error).__name__, error)
+    code = report(classify(error), safe_text(error) or type(error).__name__, error)
     supervisor_channel.report_exit(code)
     sys.exit(code)
 
