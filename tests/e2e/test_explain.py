@@ -174,3 +174,22 @@ def test_a_late_bound_root_is_shown_as_bound_by_the_step() -> None:
     summary = summarise_pipeline(json_format.MessageToJson(ir))
     assert summary["pipeline_root"] == "bound to the step's artifact store"
     assert "custom_driver" not in summary
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"a: &a\n  spec:\n    template: *a\n", "neither a JSON list"),  # loops back on itself
+        (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+        (b"\xff\xfe not utf-8", "not UTF-8 text"),
+        (b"key: [unclosed", "cannot read it as JSON or YAML"),
+    ],
+)
+def test_a_hostile_file_is_one_line_and_64(tmp_path: Path, content: bytes, fragment: str) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_bytes(content)
+    shown = _explain("--from-file", str(spec))
+    assert shown.returncode == 64, shown.stderr
+    assert shown.stderr.count("\n") == 1, shown.stderr
+    assert shown.stderr.startswith("stepwire: bad_arguments: "), shown.stderr
+    assert fragment in shown.stderr

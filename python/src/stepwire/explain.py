@@ -42,9 +42,23 @@ def argv_from_file(path: Path) -> list[str]:
         ExplainInputError: If no command line can be found in it.
     """
     try:
-        document = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ExplainInputError(f"{path}: cannot read it as JSON or YAML: {exc}") from None
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ExplainInputError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ExplainInputError(f"{path}: larger than {MAX_FILE_BYTES} bytes; not a step spec")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ExplainInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = " ".join(str(exc).split())
+        raise ExplainInputError(f"{path}: cannot read it as JSON or YAML: {problem}") from None
+    except RecursionError:
+        raise ExplainInputError(f"{path}: nested too deeply to be a step spec") from None
     if isinstance(document, list) and all(isinstance(item, str) for item in document):
         return strip_command(document)
     container = _first_container(document)
@@ -58,8 +72,17 @@ def argv_from_file(path: Path) -> list[str]:
     return strip_command(words)
 
 
+MAX_FILE_BYTES = 4 * 1024 * 1024
+"""Largest file ``explain --from-file`` reads: a pod spec is far smaller."""
+
+_MAX_TEMPLATE_DEPTH = 8
+
+
 def _first_container(document: Any) -> dict[str, Any] | None:
-    while isinstance(document, dict):
+    # Bounded: a YAML alias can make spec.template point back at itself.
+    for _ in range(_MAX_TEMPLATE_DEPTH):
+        if not isinstance(document, dict):
+            return None
         if "command" in document or "args" in document:
             return document
         spec = document.get("spec")
