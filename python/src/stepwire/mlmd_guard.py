@@ -41,6 +41,7 @@ import inspect
 import logging
 import os
 import random
+import signal
 import threading
 import time
 import urllib.parse
@@ -142,6 +143,21 @@ def is_transient(error: BaseException) -> bool:
     return any(message in text for message in _TRANSIENT_MESSAGES)
 
 
+def _refuse_an_empty_database(config: Any) -> None:
+    """An existing, empty SQLite file is never initialised anew.
+
+    Checked with the lock held, so no other process is creating the schema right
+    now: an empty file is a truncated store (or a stray file), and a fresh schema in
+    it would silently lose every run it held.
+    """
+    database = sqlite_database_path(config)
+    if database and os.path.isfile(database) and os.path.getsize(database) == 0:
+        raise InfrastructureError(
+            f"the ML Metadata file {database} is empty (truncated?); it is not initialised "
+            "anew: restore it, or delete it to start an empty store"
+        )
+
+
 def sqlite_database_path(config: Any) -> str | None:
     """The SQLite file a connection configuration points to.
 
@@ -177,6 +193,81 @@ def _fail_fast(config: Any) -> Any:
     copy.CopyFrom(config)
     copy.retry_options.max_num_retries = 1
     return copy
+
+
+ENV_LOCK_TIMEOUT = "STEPWIRE_METADATA_LOCK_TIMEOUT"
+"""Seconds a step waits for the SQLite lock before it fails with ``infrastructure``."""
+
+DEFAULT_LOCK_TIMEOUT = 60.0
+
+
+def lock_timeout() -> float:
+    """The wait for the SQLite lock: ``$STEPWIRE_METADATA_LOCK_TIMEOUT`` or 60 s.
+
+    Returns:
+        Seconds, more than 0.
+    """
+    try:
+        value = float(os.environ.get(ENV_LOCK_TIMEOUT, ""))
+    except ValueError:
+        return DEFAULT_LOCK_TIMEOUT
+    return value if value > 0 else DEFAULT_LOCK_TIMEOUT
+
+
+class _LockTimeoutError(Exception):
+    """The lock was not had within the deadline."""
+
+
+def _flock_within(fd: int, seconds: float) -> None:
+    """Takes an exclusive ``flock`` on ``fd``, waiting at most ``seconds``.
+
+    In the main thread a timer signal interrupts the kernel's wait, so waiters still
+    wake the moment the lock is free; elsewhere (signals reach only the main thread)
+    the lock is polled with a short, growing sleep.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        deadline = time.monotonic() + seconds
+        pause = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise _LockTimeoutError from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+
+    def expire(signum: int, frame: object) -> None:
+        raise _LockTimeoutError
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    earlier = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if earlier[0] > 0:  # give back a timer someone else had set
+            signal.setitimer(signal.ITIMER_REAL, max(earlier[0] - seconds, 0.001), earlier[1])
+
+
+def _lock_holder(fd: int) -> int | None:
+    """The pid holding a ``flock`` on the file of ``fd``, from ``/proc/locks`` (Linux)."""
+    inode = os.fstat(fd).st_ino
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            for line in locks:
+                fields = line.split()
+                # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+                ours = len(fields) >= 6 and fields[1] == "FLOCK" and fields[3] == "WRITE"
+                if ours and fields[5].rsplit(":", 1)[-1] == str(inode) and fields[4].isdigit():
+                    holder = int(fields[4])
+                    if holder != os.getpid():
+                        return holder
+    except OSError:
+        return None
+    return None
 
 
 class _ProcessFileLock:
@@ -215,9 +306,28 @@ class _ProcessFileLock:
     def _flock(self) -> None:
         # Blocking: the kernel wakes the next waiter at once (polling with sleeps
         # halved the throughput of 8 processes), and frees the lock of a process
-        # that dies. It is held for one ML Metadata call at a time.
+        # that dies. It is held for one ML Metadata call at a time, so a wait past
+        # the deadline means a holder that is stopped or not stepwire's.
+        fd = self._descriptor()
         try:
-            fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        except OSError as error:
+            raise InfrastructureError(
+                f"Cannot lock {self.path} to serialise ML Metadata calls: {error}"
+            ) from error
+        deadline = lock_timeout()
+        try:
+            _flock_within(fd, deadline)
+        except _LockTimeoutError:
+            holder = _lock_holder(fd)
+            who = f"process {holder}" if holder else "another process"
+            raise InfrastructureError(
+                f"waited {deadline:g} s for the ML Metadata lock {self.path}, held by {who} "
+                f"(is it stopped?); {ENV_LOCK_TIMEOUT} sets the wait"
+            ) from None
         except OSError as error:
             raise InfrastructureError(
                 f"Cannot lock {self.path} to serialise ML Metadata calls: {error}"
@@ -390,6 +500,7 @@ class GuardedMetadataStore:
                 self.stats.seconds_waiting += entered - asked
                 try:
                     if self._store is None:
+                        _refuse_an_empty_database(self._config)
                         self._store = metadata_store.MetadataStore(self._config)
                     return function(self._store)
                 except Exception as error:

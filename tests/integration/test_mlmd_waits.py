@@ -1,0 +1,95 @@
+"""Waiting for ML Metadata is bounded, and an empty SQLite file is never initialised anew."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from stepwire_testkit import sqlite_config
+
+from stepwire.exceptions import InfrastructureError
+from stepwire.mlmd_guard import LOCK_SUFFIX, GuardedMetadataStore
+
+HOLDER = textwrap.dedent(
+    """
+    import fcntl, os, sys, time
+    fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    print("held", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+@pytest.fixture
+def held_lock(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A process outside stepwire holding the SQLite file's lock."""
+    database = tmp_path / "metadata.db"
+    GuardedMetadataStore(sqlite_config(database)).get_context_types()  # the schema exists
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, f"{database}{LOCK_SUFFIX}"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        yield database, holder.pid
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)  # reaps it and closes its pipe
+
+
+def test_a_held_lock_fails_after_the_deadline_naming_its_holder(
+    held_lock: tuple[Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, pid = held_lock
+    monkeypatch.setenv("STEPWIRE_METADATA_LOCK_TIMEOUT", "1")
+    started = time.monotonic()
+    with pytest.raises(InfrastructureError, match=rf"waited 1 s .* held by process {pid}"):
+        GuardedMetadataStore(sqlite_config(database))
+    assert 0.9 < time.monotonic() - started < 10
+
+
+def test_the_deadline_holds_outside_the_main_thread_too(
+    held_lock: tuple[Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database, pid = held_lock
+    monkeypatch.setenv("STEPWIRE_METADATA_LOCK_TIMEOUT", "1")
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        try:
+            GuardedMetadataStore(sqlite_config(database))
+        except BaseException as error:
+            errors.append(error)
+
+    worker = threading.Thread(target=open_store)
+    worker.start()
+    worker.join(timeout=20)
+    assert not worker.is_alive()
+    [error] = errors
+    assert isinstance(error, InfrastructureError)
+    assert f"held by process {pid}" in str(error)
+
+
+def test_a_freed_lock_is_taken_at_once(tmp_path: Path) -> None:
+    database = tmp_path / "metadata.db"
+    store = GuardedMetadataStore(sqlite_config(database))
+    started = time.monotonic()
+    for _ in range(20):
+        store.get_context_types()
+    assert time.monotonic() - started < 5
+
+
+def test_an_empty_metadata_file_is_not_initialised_anew(tmp_path: Path) -> None:
+    database = tmp_path / "metadata.db"
+    database.write_bytes(b"")
+    with pytest.raises(InfrastructureError, match="is empty"):
+        GuardedMetadataStore(sqlite_config(database))
+    assert database.stat().st_size == 0
