@@ -6,6 +6,7 @@ import contextlib
 import os
 import posixpath
 import secrets
+from collections.abc import Iterator
 from typing import IO, Any
 
 import fsspec
@@ -114,41 +115,61 @@ def remove_tree(uri: str) -> None:
         fs.rm(path, recursive=True)
 
 
-def write_bytes(uri: str, data: bytes, *, durable: bool = False) -> None:
-    """Writes bytes to a file, creating its parent directory; the file is whole or absent.
+FILE_MODE = 0o640
+"""Mode of the files stepwire writes (outputs, references, logs): never world-readable."""
 
-    On a local disk the bytes go to a new file beside the target, which is then
-    renamed over it, so a reader (or a later launch) never finds a partial file at
-    the final path, whatever happens to the writer. An object store publishes an
-    object whole when its upload completes.
+
+@contextlib.contextmanager
+def write_whole(uri: str, *, durable: bool = False) -> Iterator[IO[bytes]]:
+    """Opens a file for writing such that it is whole or absent, never partial.
+
+    On a local disk the ``with`` block writes a new file beside the target (mode
+    :data:`FILE_MODE`), renamed over it when the block ends without an error, so a
+    reader (or a later launch) never finds a partial file at the final path,
+    whatever happens to the writer. An object store publishes an object whole when
+    its upload completes. The parent folder is created.
 
     Args:
         uri: The file to write.
-        data: The content.
         durable: Also ``fsync`` the file before the rename, so it survives a crash of
             the machine, not only of the process.
+
+    Yields:
+        The binary file to write to.
     """
     parent = posixpath.dirname(uri) if "://" in uri else os.path.dirname(uri)
     if parent:
         makedirs(parent)
     fs, path = _fs_and_path(uri)
     if is_remote(uri) or not isinstance(fs, LocalFileSystem):
-        with open_file(uri, "wb") as f:
-            f.write(data)
+        with open_file(uri, "wb") as remote:
+            yield remote
         return
     temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.partial"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, "wb") as local:
+            yield local
             if durable:
-                f.flush()
-                os.fsync(f.fileno())
+                local.flush()
+                os.fsync(local.fileno())
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+
+
+def write_bytes(uri: str, data: bytes, *, durable: bool = False) -> None:
+    """Writes bytes to a file, whole or not at all (see :func:`write_whole`).
+
+    Args:
+        uri: The file to write.
+        data: The content.
+        durable: Also ``fsync`` it before it takes the final name.
+    """
+    with write_whole(uri, durable=durable) as file:
+        file.write(data)
 
 
 def read_bytes(uri: str) -> bytes:

@@ -53,7 +53,7 @@ from ml_metadata import errors as mlmd_errors
 from ml_metadata.metadata_store import metadata_store
 from tfx.orchestration import metadata
 
-from stepwire import _protos
+from stepwire import _protos, io_utils
 from stepwire.exceptions import InfrastructureError
 
 _T = TypeVar("_T")
@@ -141,6 +141,20 @@ def is_transient(error: BaseException) -> bool:
         return False
     text = str(error).lower()
     return any(message in text for message in _TRANSIENT_MESSAGES)
+
+
+def _open_store(config: Any) -> Any:
+    """Opens ML Metadata; a SQLite file it creates is made owner-and-group only."""
+    _refuse_an_empty_database(config)
+    database = sqlite_database_path(config)
+    new = database is not None and not os.path.exists(database)
+    store = metadata_store.MetadataStore(config)
+    if new and database is not None and os.path.exists(database):
+        # The store holds every run's parameters and URIs: not world-readable.
+        # SQLite gives its journal files the database's mode.
+        with contextlib.suppress(OSError):
+            os.chmod(database, io_utils.FILE_MODE)
+    return store
 
 
 def _refuse_an_empty_database(config: Any) -> None:
@@ -500,8 +514,7 @@ class GuardedMetadataStore:
                 self.stats.seconds_waiting += entered - asked
                 try:
                     if self._store is None:
-                        _refuse_an_empty_database(self._config)
-                        self._store = metadata_store.MetadataStore(self._config)
+                        self._store = _open_store(self._config)
                     return function(self._store)
                 except Exception as error:
                     if not is_transient(error):

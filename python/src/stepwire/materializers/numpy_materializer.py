@@ -59,6 +59,5 @@ class NumpyMaterializer(BaseMaterializer):
                 f"{type(self).__name__} cannot store an array of dtype {data.dtype}: it holds "
                 "Python objects, which would need pickle."
             )
-        io_utils.makedirs(self.artifact.uri)
-        with io_utils.open_file(io_utils.join(self.artifact.uri, DEFAULT_FILENAME), "wb") as f:
+        with io_utils.write_whole(io_utils.join(self.artifact.uri, DEFAULT_FILENAME)) as f:
             np.save(f, data, allow_pickle=False)

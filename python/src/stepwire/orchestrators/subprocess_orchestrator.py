@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stepwire import constants, source_utils
+from stepwire import constants, io_utils, source_utils
 from stepwire.entrypoints.codec import RUN_NAME_OPTION, ArgumentError, ErrorKind
 from stepwire.entrypoints.step_entrypoint_configuration import (
     DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND,
@@ -244,7 +244,9 @@ def _import_root() -> str:
 
 def _run_process(command: list[str], env: dict[str, str], log: Path) -> tuple[int, float]:
     start = time.monotonic()
-    with log.open("wb") as output:
+    # A step's log may hold user data: owner and group only, like its outputs.
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, io_utils.FILE_MODE)
+    with os.fdopen(fd, "wb") as output:
         code = subprocess.call(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     return code, time.monotonic() - start
 
