@@ -181,10 +181,28 @@ def check_main(argv: list[str]) -> None:
     except Exception as error:  # classified below; anything else is a bug
         if classify(error) not in {FailureKind.BAD_ARGUMENTS, FailureKind.USER_CODE_NOT_LOADABLE}:
             raise AssertionError(f"undocumented failure for {argv!r}: {error!r}") from error
+        _check_failure_record(error, argv)
     else:
         raise AssertionError(f"main() accepted a command line that names no step: {argv!r}")
     finally:
         constants.SHOULD_PREVENT_PIPELINE_EXECUTION, constants.USER_MAIN_MODULE = saved
+
+
+def _check_failure_record(error: Exception, argv: list[str]) -> None:
+    """The failure path turns the error into a bounded, valid record, whatever it says."""
+    import json
+
+    from stepwire.entrypoints import exit_codes
+
+    kind = exit_codes.classify(error)
+    data = exit_codes.failure_record(
+        kind,
+        exit_codes.safe_text(error),
+        error_kind=getattr(getattr(error, "kind", None), "value", None),
+        option=getattr(error, "flag", None),
+    )
+    if len(data) > exit_codes.MAX_RECORD_BYTES or json.loads(data)["kind"] != kind.value:
+        raise AssertionError(f"failure record of {len(data)} bytes for {argv!r}")
 
 
 def run(check: Callable[[list[str]], None], seed: int, count: int) -> int:
