@@ -268,12 +268,14 @@ def _kill_if_alive(pid: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def _start_sleeping_step(flow: Flow, run: str, marker: Path) -> tuple[subprocess.Popen[str], int]:
+def _start_sleeping_step(
+    flow: Flow, run: str, marker: Path, how: str = "sleep"
+) -> tuple[subprocess.Popen[str], int]:
     proc = subprocess.Popen(
         flow.command("first", run),
         cwd=flow.root,
         env=flow.env(
-            TRUTH_HOW="sleep",
+            TRUTH_HOW=how,
             TRUTH_MARKER=str(marker),
             STEPWIRE_FAILURE_RECORD=str(flow.record_file("first", run)),
         ),
@@ -290,12 +292,11 @@ def _start_sleeping_step(flow: Flow, run: str, marker: Path) -> tuple[subprocess
     return proc, child
 
 
-def test_sigterm_reaches_the_step_and_is_reported_as_infrastructure(
-    flow: Flow, tmp_path: Path
-) -> None:
-    proc, child = _start_sleeping_step(flow, "sigterm", tmp_path / "pid")
+def _terminate(
+    proc: subprocess.Popen[str], child: int
+) -> tuple[subprocess.CompletedProcess[str], bool]:
+    """Sends SIGTERM to the step process; its output, and whether its child is gone."""
     try:
-        assert child != proc.pid  # the step runs in the supervisor's child
         os.kill(proc.pid, signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=TIMEOUT)
     finally:
@@ -304,7 +305,15 @@ def test_sigterm_reaches_the_step_and_is_reported_as_infrastructure(
             proc.communicate(timeout=TIMEOUT)
         gone = _wait_gone(child, 5.0)
         _kill_if_alive(child)
-    result = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), gone
+
+
+def test_sigterm_reaches_the_step_and_is_reported_as_infrastructure(
+    flow: Flow, tmp_path: Path
+) -> None:
+    proc, child = _start_sleeping_step(flow, "sigterm", tmp_path / "pid")
+    assert child != proc.pid  # the step runs in the supervisor's child
+    result, gone = _terminate(proc, child)
     assert result.returncode == 75, explain(result)
     assert first_line(result).startswith(
         "stepwire: infrastructure: the step process was killed by signal SIGTERM (15) "
@@ -318,28 +327,8 @@ def test_sigterm_reaches_the_step_and_is_reported_as_infrastructure(
 def test_a_stop_the_step_turns_into_an_error_is_still_infrastructure(
     flow: Flow, tmp_path: Path
 ) -> None:
-    proc = subprocess.Popen(
-        flow.command("first", "sigterm-raises"),
-        cwd=flow.root,
-        env=flow.env(
-            TRUTH_HOW="sigterm_raises",
-            TRUTH_MARKER=str(tmp_path / "pid"),
-            STEPWIRE_FAILURE_RECORD=str(flow.record_file("first", "sigterm-raises")),
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        child = _wait_for_pid(tmp_path / "pid", proc)
-        os.kill(proc.pid, signal.SIGTERM)
-        stdout, stderr = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=TIMEOUT)
-    _kill_if_alive(child)
-    result = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    proc, child = _start_sleeping_step(flow, "sigterm-raises", tmp_path / "pid", "sigterm_raises")
+    result, _ = _terminate(proc, child)
     assert result.returncode == 75, explain(result)
     assert "stepwire: infrastructure: the step was stopped: this process received SIGTERM" in (
         result.stderr
