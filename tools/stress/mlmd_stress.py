@@ -102,13 +102,26 @@ class _Worker:
         self.run_name = run_name
         self.result = WorkerResult()
 
-    def call(self, store: Any, method: str, *args: Any, **kwargs: Any) -> Any:
-        """One store call; a failure is counted and re-raised to abandon the step."""
+    def call(
+        self,
+        store: Any,
+        method: str,
+        *args: Any,
+        tolerated: tuple[type[BaseException], ...] = (),
+        **kwargs: Any,
+    ) -> Any:
+        """One store call; a failure is counted and re-raised to abandon the step.
+
+        A ``tolerated`` error is re-raised without being counted: the caller handles
+        it as TFX does (another worker created the same context first).
+        """
         self.result.calls += 1
         try:
             if method == "open":  # opening a store can fail too (schema creation)
                 return _open(self.database, self.guard)
             return getattr(store, method)(*args, **kwargs)
+        except tolerated:
+            raise
         except Exception as error:
             self.result.lost += 1
             key = f"{method}: {type(error).__name__}: {str(error).splitlines()[0][:80]}"
@@ -124,10 +137,12 @@ class _Worker:
             return found
         context = pb.Context(type_id=type_id, name=name)
         try:
-            [context.id] = self.call(store, "put_contexts", [context])
+            [context.id] = self.call(
+                store, "put_contexts", [context], tolerated=(errors.AlreadyExistsError,)
+            )
         except errors.AlreadyExistsError:
-            # Another worker created it first, as TFX's context_lib tolerates.
-            self.result.lost -= 1
+            # Another worker created it between our read and our write, as TFX's
+            # context_lib tolerates: not a lost call.
             return self.call(store, "get_context_by_type_and_name", type_name, name)
         return context
 
