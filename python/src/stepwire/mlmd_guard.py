@@ -157,6 +157,29 @@ def _open_store(config: Any) -> Any:
     return store
 
 
+def sqlite_damage(database: str) -> str:
+    """What SQLite's own ``quick_check`` finds wrong with a database file.
+
+    Args:
+        database: The file's path.
+
+    Returns:
+        The first problem reported, or "" when the file checks out.
+    """
+    import sqlite3
+
+    try:
+        connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = connection.execute("PRAGMA quick_check(1)").fetchall()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        return str(error)
+    answer = " ".join(str(rows[0][0]).split()) if rows else "no answer"
+    return "" if answer == "ok" else answer
+
+
 def _refuse_an_empty_database(config: Any) -> None:
     """An existing, empty SQLite file is never initialised anew.
 
@@ -519,6 +542,7 @@ class GuardedMetadataStore:
                 except Exception as error:
                     if not is_transient(error):
                         raise
+                    self._raise_if_corrupt(error)
                     last = error
                     # The handle may stay broken after an abort: open a fresh one.
                     self._store = None
@@ -529,6 +553,23 @@ class GuardedMetadataStore:
             f"ML Metadata at {self._where}: {name} failed {self._policy.attempts} times, "
             f"last with {type(last).__name__}: {_first_line(last)}"
         ) from last
+
+    def _raise_if_corrupt(self, error: BaseException) -> None:
+        """A SQLite file that looks half-created, with the lock held, is checked at once.
+
+        Every stepwire process opens the store under the lock, so none of them can be
+        creating the schema right now: the "subset of tables" ML Metadata reports is
+        then a damaged file, and retrying it only delays the one clear line.
+        """
+        if self._lock is None or "subset of tables" not in str(error).lower():
+            return
+        database = self._where
+        problem = sqlite_damage(database)
+        if problem:
+            raise InfrastructureError(
+                f"the ML Metadata file {database} is corrupt (SQLite's check: {problem}); "
+                "restore it from a backup"
+            ) from error
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
