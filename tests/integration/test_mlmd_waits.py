@@ -116,3 +116,38 @@ def test_a_healthy_file_checks_out(tmp_path: Path) -> None:
     assert sqlite_damage(str(database)) == ""
     database.write_bytes(b"not a database" * 100)
     assert sqlite_damage(str(database)) == "file is not a database"
+
+
+TRANSACTION = textwrap.dedent(
+    """
+    import sqlite3, sys, time
+    connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+    connection.execute("BEGIN EXCLUSIVE")
+    print("held", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_a_transaction_outside_stepwire_fails_after_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ML Metadata's own client would wait for it without end.
+    database = tmp_path / "metadata.db"
+    GuardedMetadataStore(sqlite_config(database)).get_context_types()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", TRANSACTION, str(database)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("STEPWIRE_METADATA_LOCK_TIMEOUT", "1")
+        started = time.monotonic()
+        with pytest.raises(
+            InfrastructureError, match=rf"waited 1 s for process {holder.pid} to end its"
+        ):
+            GuardedMetadataStore(sqlite_config(database))
+        assert time.monotonic() - started < 10
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)

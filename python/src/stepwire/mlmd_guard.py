@@ -148,6 +148,8 @@ def _open_store(config: Any) -> Any:
     _refuse_an_empty_database(config)
     database = sqlite_database_path(config)
     new = database is not None and not os.path.exists(database)
+    if database is not None and not new:
+        _wait_for_other_writers(database)
     store = metadata_store.MetadataStore(config)
     if new and database is not None and os.path.exists(database):
         # The store holds every run's parameters and URIs: not world-readable.
@@ -155,6 +157,52 @@ def _open_store(config: Any) -> Any:
         with contextlib.suppress(OSError):
             os.chmod(database, io_utils.FILE_MODE)
     return store
+
+
+def _wait_for_other_writers(database: str) -> None:
+    """Waits, at most the lock's deadline, for a write transaction not of stepwire's.
+
+    ML Metadata's SQLite client waits without end for a process that holds the file
+    in a transaction (``BEGIN EXCLUSIVE`` in a ``sqlite3`` shell, say). Taking and
+    dropping a write lock with SQLite's own bounded busy wait first turns that into
+    one clear failure.
+    """
+    import sqlite3
+
+    deadline = lock_timeout()
+    try:
+        connection = sqlite3.connect(database, timeout=deadline, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        if "locked" not in str(error) and "busy" not in str(error):
+            return  # not a wait (a damaged file, say): ML Metadata reports it itself
+        holder = _posix_lock_holder(database)
+        who = f"process {holder}" if holder else "another process"
+        raise InfrastructureError(
+            f"waited {deadline:g} s for {who} to end its transaction on the ML Metadata "
+            f"file {database}; {ENV_LOCK_TIMEOUT} sets the wait"
+        ) from None
+
+
+def _posix_lock_holder(path: str) -> int | None:
+    """The pid holding a POSIX (SQLite) lock on ``path``, from ``/proc/locks`` (Linux)."""
+    try:
+        inode = os.stat(path).st_ino
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            for line in locks:
+                fields = line.split()
+                posix = len(fields) >= 6 and fields[1] == "POSIX" and fields[4].isdigit()
+                if posix and fields[5].rsplit(":", 1)[-1] == str(inode):
+                    holder = int(fields[4])
+                    if holder != os.getpid():
+                        return holder
+    except OSError:
+        return None
+    return None
 
 
 def sqlite_damage(database: str) -> str:
