@@ -289,3 +289,21 @@ def test_unit_an_empty_stepwire_config_means_no_file(tmp_path: Path) -> None:
     assert loaded.orchestrator == "subprocess"
     assert loaded.artifact_store == str(folder / ".stepwire" / "artifacts")
     assert loaded.metadata_store == SQLiteConfig(str(folder / ".stepwire" / "metadata.db"))
+
+
+def test_unit_a_stack_built_with_relative_paths_hands_over_absolute_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stepwire.artifact_store import ArtifactStore
+    from stepwire.metadata_store import SQLiteMetadataStore
+    from stepwire.orchestrators.local_orchestrator import LocalOrchestrator
+    from stepwire.stack import Stack
+
+    monkeypatch.chdir(tmp_path)
+    stack = Stack(LocalOrchestrator(), ArtifactStore("art"), SQLiteMetadataStore("md.db"))
+    env = stack.to_config().to_environment()
+    assert env["STEPWIRE_ARTIFACT_STORE"] == str(tmp_path.resolve() / "art")
+    assert env["STEPWIRE_METADATA_URI"] == str(tmp_path.resolve() / "md.db")
+    assert env["STEPWIRE_ORCHESTRATOR"] == "local"
+    remote = Stack(LocalOrchestrator(), ArtifactStore("s3://b/p"), SQLiteMetadataStore("m.db"))
+    assert remote.to_config().to_environment()["STEPWIRE_ARTIFACT_STORE"] == "s3://b/p"

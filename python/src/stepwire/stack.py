@@ -82,11 +82,15 @@ class Stack:
                 f"The metadata store {type(store).__name__} cannot be handed to another "
                 "process: only SQLite and MySQL stores have a configuration."
             )
+        artifacts = self.artifact_store.path
+        if not self.artifact_store.is_remote:
+            # Absolute, like the SQLite path: another process may start elsewhere.
+            artifacts = str(Path(artifacts).resolve())
         return StackConfig(
             project_root=self.project_root or Path.cwd(),
             config_file=self.config_file,
             orchestrator=name_of_orchestrator(type(self.orchestrator)),
-            artifact_store=self.artifact_store.path,
+            artifact_store=artifacts,
             metadata_store=metadata,
         )
 
