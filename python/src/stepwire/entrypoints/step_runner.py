@@ -10,7 +10,6 @@ path); ``post_run()`` with the node that ran, bound to the run.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from stepwire.entrypoints.codec import PIPELINE_JSON_OPTION
 from stepwire.entrypoints.loading import UserCodeLoadError, import_user_module, load_class
 from stepwire.exceptions import PipelineIRError
 from stepwire.pipeline_ir import PipelineIndex
+from stepwire.steps.parameters import check_declared, decode_parameters
 
 if TYPE_CHECKING:
     from stepwire._protos import Pipeline
@@ -97,7 +97,9 @@ def run_step(config: StepEntrypointConfiguration) -> StepRunResult:
     _check_executor_module(executor_module, step_module, args.main_module_source, step_name)
     _check_executor_class(index.executor_spec(step_name).class_path, step_name)
     index.custom_driver_spec(step_name)
-    _check_parameters_are_json(node, step_name)
+    parameters = decode_parameters(
+        step_name, {k: v.field_value.string_value for k, v in node.parameters.parameters.items()}
+    )
 
     supervisor_channel.report_context(pipeline_name, step_name, None)
     _quiet_tfx_logs()
@@ -112,13 +114,13 @@ def run_step(config: StepEntrypointConfiguration) -> StepRunResult:
     constants.USER_MAIN_MODULE = args.main_module_source
 
     step = load_class(step_source, BaseStep, "step")()
+    check_declared(step.name, parameters, step.PARAM_SPEC)
+    _check_outputs_are_declared(node, step)
     # The IR names the executor class in the module the step was in when the
     # pipeline was compiled: `__main__` if that was the user's script (`python
     # run.py`), the script's module name if it was imported (`stepwire run
     # run.py:p`). Recreate the executor exactly there, so TFX imports the path
     # the IR holds.
-    _check_parameters_are_declared(node, step)
-    _check_outputs_are_declared(node, step)
     step.__module__ = executor_module
     config._create_executor_class(
         step=step,
@@ -193,38 +195,6 @@ def _check_outputs_are_declared(node: Any, step: BaseStep) -> None:
         raise PipelineIRError(
             f"step '{step.name}': the IR's outputs {sorted(in_ir)} are not the step's "
             f"{sorted(declared)}"
-        )
-
-
-def _ir_parameters(node: Any) -> dict[str, Any]:
-    """The node's parameters as the IR holds them, stepwire's own left out."""
-    return {
-        name: value
-        for name, value in node.parameters.parameters.items()
-        if not name.startswith(constants.INTERNAL_EXECUTION_PARAMETER_PREFIX)
-    }
-
-
-def _check_parameters_are_json(node: Any, step_name: str) -> None:
-    """Every parameter of the IR is a JSON text (checked before user code is imported)."""
-    for name, value in _ir_parameters(node).items():
-        text = value.field_value.string_value
-        try:
-            json.loads(text)
-        except ValueError as e:
-            shown = text if len(text) <= 60 else text[:57] + "..."
-            raise PipelineIRError(
-                f"step '{step_name}': the IR's parameter '{name}' is not JSON ({shown!r}): {e}"
-            ) from None
-
-
-def _check_parameters_are_declared(node: Any, step: BaseStep) -> None:
-    """Every parameter of the IR is one the step declares (known once its class loads)."""
-    unknown = sorted(set(_ir_parameters(node)) - set(step.PARAM_SPEC))
-    if unknown:
-        raise PipelineIRError(
-            f"step '{step.name}': the IR passes parameters {unknown} that the step does not "
-            f"declare (its parameters: {sorted(step.PARAM_SPEC) or 'none'})"
         )
 
 

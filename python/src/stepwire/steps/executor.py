@@ -9,7 +9,6 @@ step process recreates it the same way before it builds the launcher; see
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -18,16 +17,15 @@ from tfx.dsl.components.base import base_component, base_executor, executor_spec
 from tfx.types import channel, component_spec
 
 from stepwire.artifacts.base_artifact import MATERIALIZER_PROPERTY_KEY, BaseArtifact
-from stepwire.constants import INTERNAL_EXECUTION_PARAMETER_PREFIX
 from stepwire.exceptions import (
     InfrastructureError,
     MissingStepParameterError,
-    PipelineIRError,
     StepInterfaceError,
     StepwireError,
 )
 from stepwire.materializers.base_materializer import BaseMaterializer
 from stepwire.source_utils import load_source_path_class, resolve_importable_class
+from stepwire.steps.parameters import check_declared, decode_parameters
 from stepwire.steps.signature import parse_entrypoint
 
 
@@ -41,22 +39,6 @@ def _cause(error: BaseException) -> str:
     text = " ".join(str(error).split())
     text = text if len(text) <= 300 else text[:297] + "..."
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def _parameters(step_name: str, exec_properties: dict[str, Any]) -> dict[str, Any]:
-    """The step's parameters: each execution property is a JSON text (stepwire's own dropped)."""
-    parameters: dict[str, Any] = {}
-    for key, value in exec_properties.items():
-        if key.startswith(INTERNAL_EXECUTION_PARAMETER_PREFIX):
-            continue
-        try:
-            parameters[key] = json.loads(value)
-        except (TypeError, ValueError) as e:
-            raise PipelineIRError(
-                f"Step '{step_name}': the pipeline IR's parameter '{key}' is not JSON "
-                f"({_describe(value)}): {e}"
-            ) from None
-    return parameters
 
 
 def _type_source(cls: type) -> str:
@@ -104,14 +86,8 @@ class _FunctionExecutor(base_executor.BaseExecutor):
         """
         function = type(self)._FUNCTION
         signature = parse_entrypoint(function, self.step_name)
-        parameters = _parameters(self.step_name, exec_properties)
-        unknown = set(parameters) - set(signature.parameters)
-        if unknown:
-            # The IR does not describe this step: deterministic, not worth a retry.
-            raise PipelineIRError(
-                f"Step '{self.step_name}': the pipeline IR passes parameters {sorted(unknown)} "
-                "that the step function does not declare; recompile the pipeline."
-            )
+        parameters = decode_parameters(self.step_name, exec_properties)
+        check_declared(self.step_name, parameters, signature.parameters)
         arguments: dict[str, Any] = {}
         for name, data_type in signature.inputs.items():
             if name not in input_dict:
