@@ -184,7 +184,7 @@ def launch_step(
         before_launch(node)
     logger.info("Step '%s' of run '%s' starting.", step.name, run_name)
     start = time.monotonic()
-    execution_info = _run_launcher(step_launcher, stack, node)
+    execution_info = _run_launcher(step_launcher, stack, mlmd, node)
     duration = time.monotonic() - start
 
     if execution_info is None or execution_info.execution_id is None:
@@ -239,7 +239,9 @@ def _build_launcher(
         sys.argv = saved_argv
 
 
-def _run_launcher(step_launcher: Any, stack: Stack, node: _protos.PipelineNode) -> Any:
+def _run_launcher(
+    step_launcher: Any, stack: Stack, mlmd: GuardedMetadata, node: _protos.PipelineNode
+) -> Any:
     """Runs the launch between the stack's hooks; a stopped step is marked FAILED."""
     stack.prepare_step_run()
     try:
@@ -248,7 +250,7 @@ def _run_launcher(step_launcher: Any, stack: Stack, node: _protos.PipelineNode) 
         # TFX marks an execution FAILED only for an Exception: a step that calls
         # sys.exit() or is interrupted would stay RUNNING for ever.
         reason = f"the step stopped with {type(stop).__name__}({getattr(stop, 'code', '')})"
-        mark_unfinished_failed(stack.metadata_store.open_store(), node_contexts(node), reason)
+        mark_unfinished_failed(mlmd, node_contexts(node), reason)
         raise
     finally:
         stack.cleanup_step_run()
@@ -463,14 +465,17 @@ def _classify(
     )
 
 
-def mark_unfinished_failed(store: Any, contexts: list[tuple[str, str]], reason: str) -> list[int]:
+def mark_unfinished_failed(
+    mlmd: GuardedMetadata, contexts: list[tuple[str, str]], reason: str
+) -> list[int]:
     """Marks the executions of a node in a run that never finished as FAILED.
 
-    Used by the step process's supervisor when the child that ran the step died, so
-    ML Metadata does not keep a RUNNING execution that nothing runs any more.
+    Used when the step stopped in a way TFX does not record (``SystemExit``, or the
+    supervisor's child dying), so ML Metadata does not keep a RUNNING execution that
+    nothing runs any more.
 
     Args:
-        store: An ML Metadata store (a guarded one in a step process).
+        mlmd: A guarded ML Metadata connection, not entered.
         contexts: The bound node's contexts ``(type, name)``: pipeline, run, node.
         reason: Why, recorded on the execution.
 
@@ -478,20 +483,17 @@ def mark_unfinished_failed(store: Any, contexts: list[tuple[str, str]], reason: 
         The ids of the executions marked.
     """
     states = _protos.MLMDExecution
-    found = [store.get_context_by_type_and_name(kind, name) for kind, name in contexts]
-    if not found or any(context is None for context in found):
-        return []
-    ids: set[int] | None = None
-    for context in found:
-        in_context = {e.id for e in store.get_executions_by_context(context.id)}
-        ids = in_context if ids is None else ids & in_context
-    executions = store.get_executions_by_id(sorted(ids or ()))
-    unfinished = [e for e in executions if e.last_known_state in (states.NEW, states.RUNNING)]
-    for execution in unfinished:
-        execution.last_known_state = states.FAILED
-        execution.custom_properties[FAILURE_PROPERTY].string_value = reason[:1000]
-    if unfinished:
-        store.put_executions(unfinished)
+    with mlmd as m:
+        unfinished = [
+            e
+            for e in _executions_in_contexts(m, contexts)
+            if e.last_known_state in (states.NEW, states.RUNNING)
+        ]
+        for execution in unfinished:
+            execution.last_known_state = states.FAILED
+            execution.custom_properties[FAILURE_PROPERTY].string_value = reason[:1000]
+        if unfinished:
+            m.store.put_executions(unfinished)
     return [e.id for e in unfinished]
 
 

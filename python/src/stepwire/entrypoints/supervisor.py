@@ -171,13 +171,15 @@ def _mark_failed(launch: dict[str, Any], reason: str) -> str:
     """Marks the node's unfinished executions in the run FAILED; says what it did."""
     try:
         from stepwire.metadata_store import metadata_store_from_config
+        from stepwire.mlmd_guard import GuardedMetadata
         from stepwire.stack_config import load_stack_config
         from stepwire.step_launcher import mark_unfinished_failed
 
         config = load_stack_config(environ=launch["stack"])
-        store = metadata_store_from_config(config.metadata_store).open_store()
+        store = metadata_store_from_config(config.metadata_store)
+        mlmd = GuardedMetadata(store.get_tfx_metadata_config())
         contexts = [(str(t), str(n)) for t, n in launch["contexts"]]
-        marked = mark_unfinished_failed(store, contexts, reason)
+        marked = mark_unfinished_failed(mlmd, contexts, reason)
     except Exception as e:  # the exit code matters more than the record
         return f"; its execution could not be marked FAILED ({type(e).__name__}: {e})"
     if not marked:
