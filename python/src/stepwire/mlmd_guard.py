@@ -180,29 +180,12 @@ def _wait_for_other_writers(database: str) -> None:
     except sqlite3.DatabaseError as error:
         if "locked" not in str(error) and "busy" not in str(error):
             return  # not a wait (a damaged file, say): ML Metadata reports it itself
-        holder = _posix_lock_holder(database)
+        holder = _lock_holder(os.stat(database).st_ino, "POSIX")
         who = f"process {holder}" if holder else "another process"
         raise InfrastructureError(
             f"waited {deadline:g} s for {who} to end its transaction on the ML Metadata "
             f"file {database}; {ENV_LOCK_TIMEOUT} sets the wait"
         ) from None
-
-
-def _posix_lock_holder(path: str) -> int | None:
-    """The pid holding a POSIX (SQLite) lock on ``path``, from ``/proc/locks`` (Linux)."""
-    try:
-        inode = os.stat(path).st_ino
-        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
-            for line in locks:
-                fields = line.split()
-                posix = len(fields) >= 6 and fields[1] == "POSIX" and fields[4].isdigit()
-                if posix and fields[5].rsplit(":", 1)[-1] == str(inode):
-                    holder = int(fields[4])
-                    if holder != os.getpid():
-                        return holder
-    except OSError:
-        return None
-    return None
 
 
 def sqlite_damage(database: str) -> str:
@@ -337,16 +320,20 @@ def _flock_within(fd: int, seconds: float) -> None:
             signal.setitimer(signal.ITIMER_REAL, max(earlier[0] - seconds, 0.001), earlier[1])
 
 
-def _lock_holder(fd: int) -> int | None:
-    """The pid holding a ``flock`` on the file of ``fd``, from ``/proc/locks`` (Linux)."""
-    inode = os.fstat(fd).st_ino
+def _lock_holder(inode: int, kind: str) -> int | None:
+    """The pid holding a lock on the file of ``inode``, from ``/proc/locks`` (Linux).
+
+    Args:
+        inode: The locked file's inode.
+        kind: ``FLOCK`` (stepwire's own lock) or ``POSIX`` (SQLite's locks).
+    """
     try:
         with open("/proc/locks", encoding="ascii", errors="replace") as locks:
             for line in locks:
-                fields = line.split()
                 # "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
-                ours = len(fields) >= 6 and fields[1] == "FLOCK" and fields[3] == "WRITE"
-                if ours and fields[5].rsplit(":", 1)[-1] == str(inode) and fields[4].isdigit():
+                fields = line.split()
+                ours = len(fields) >= 6 and fields[1] == kind and fields[4].isdigit()
+                if ours and fields[5].rsplit(":", 1)[-1] == str(inode):
                     holder = int(fields[4])
                     if holder != os.getpid():
                         return holder
@@ -407,7 +394,7 @@ class _ProcessFileLock:
         try:
             _flock_within(fd, deadline)
         except _LockTimeoutError:
-            holder = _lock_holder(fd)
+            holder = _lock_holder(os.fstat(fd).st_ino, "FLOCK")
             who = f"process {holder}" if holder else "another process"
             raise InfrastructureError(
                 f"waited {deadline:g} s for the ML Metadata lock {self.path}, held by {who} "
