@@ -7,10 +7,15 @@ from pathlib import Path
 import pytest
 
 from stepwire.exceptions import StackConfigError
-from stepwire.metadata_store import MySQLMetadataStore, SQLiteMetadataStore
+from stepwire.metadata_store import (
+    MySQLMetadataStore,
+    PostgreSQLMetadataStore,
+    SQLiteMetadataStore,
+    metadata_store_from_config,
+)
 from stepwire.orchestrators import BaseOrchestrator, register_orchestrator
 from stepwire.stack import stack_from_config
-from stepwire.stack_config import MySQLConfig, SQLiteConfig, load_stack_config
+from stepwire.stack_config import MySQLConfig, PostgreSQLConfig, SQLiteConfig, load_stack_config
 
 
 class NoopOrchestrator(BaseOrchestrator):
@@ -88,12 +93,51 @@ def test_mysql_from_file_and_environment(tmp_path: Path) -> None:
     assert from_env.metadata_store == MySQLConfig("h", 3306, "d", "u", "")
 
 
+def test_postgresql_from_environment_and_back(tmp_path: Path) -> None:
+    environ = {
+        "STEPWIRE_METADATA_TYPE": "postgresql",
+        "STEPWIRE_METADATA_HOST": "pg.internal",
+        "STEPWIRE_METADATA_DATABASE": "mlmd",
+        "STEPWIRE_METADATA_USER": "svc",
+        "STEPWIRE_METADATA_PASSWORD": "pw-Secret-2",
+    }
+    config = load_stack_config(environ=environ, cwd=tmp_path)
+    assert config.metadata_store == PostgreSQLConfig(
+        "pg.internal", 5432, "mlmd", "svc", "pw-Secret-2"
+    )
+    assert config.metadata_store != MySQLConfig("pg.internal", 5432, "mlmd", "svc", "pw-Secret-2")
+    assert "pw-Secret-2" not in repr(config)
+    # The environment it hands to a step process resolves to the same store.
+    assert load_stack_config(environ=config.to_environment(), cwd=tmp_path) == config
+    store = metadata_store_from_config(config.metadata_store)
+    assert isinstance(store, PostgreSQLMetadataStore)
+    assert "pw-Secret-2" not in store.describe()
+    assert store.describe() == "PostgreSQL database mlmd at svc@pg.internal:5432"
+    pg = store.get_tfx_metadata_config().postgresql
+    assert (pg.host, pg.port, pg.dbname, pg.user, pg.password) == (
+        "pg.internal",
+        "5432",
+        "mlmd",
+        "svc",
+        "pw-Secret-2",
+    )
+    written = load_stack_config(
+        environ={"STEPWIRE_CONFIG": str(config.to_file(tmp_path / "stepwire.yaml"))},
+        cwd=tmp_path,
+    )
+    assert written.metadata_store == config.metadata_store
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("artifact_stor: x\n", "unknown keys"),
         ("- a\n", "mapping at the top level"),
-        ("metadata_store:\n  type: postgres\n", "sqlite or mysql"),
+        ("metadata_store:\n  type: postgres\n", r"one of \['sqlite', 'mysql', 'postgresql'\]"),
+        (
+            "metadata_store:\n  type: postgresql\n  host: h\n  database: d\n  user: u\n  port: 0\n",
+            "1-65535",
+        ),
         ("metadata_store:\n  type: mysql\n  host: h\n", r"needs \['database', 'user'\]"),
         ("metadata_store:\n  path: x\n  host: h\n", "unknown sqlite keys"),
         ("orchestrator: 3\n", "non-empty string"),

@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from stepwire import _protos
-from stepwire.stack_config import MySQLConfig, SQLiteConfig
+from stepwire.stack_config import (
+    DatabaseServerConfig,
+    MetadataConfig,
+    MySQLConfig,
+    PostgreSQLConfig,
+)
 
 
 class BaseMetadataStore(ABC):
@@ -29,6 +34,19 @@ class BaseMetadataStore(ABC):
         Returns:
             One short phrase, for example ``SQLite file /data/metadata.db``.
         """
+
+    def initialize(self) -> None:
+        """Creates the database and ML Metadata's schema if they are missing.
+
+        Opening a store creates both; doing it once, before any step process opens
+        the store, spares the steps a race on an empty database (on a server,
+        concurrent first openings fail while another creates the schema). Calling
+        it on a ready store only connects.
+
+        Raises:
+            InfrastructureError: If the store cannot be reached or created.
+        """
+        self.open_store()
 
     def open_store(self) -> Any:
         """Opens the store for reading or writing outside TFX's launcher.
@@ -78,7 +96,34 @@ class SQLiteMetadataStore(BaseMetadataStore):
 
 
 @dataclass(frozen=True)
-class MySQLMetadataStore(BaseMetadataStore):
+class DatabaseServerMetadataStore(BaseMetadataStore):
+    """ML Metadata in a database on a server, shared by steps on any machine.
+
+    The database and ML Metadata's schema are created by the first connection;
+    ``stepwire metadata init`` (or an orchestrator, before its first step) does that
+    once, so that concurrent step processes never race to create them.
+
+    Attributes:
+        config: Where the database is and how to log in.
+    """
+
+    config: DatabaseServerConfig
+
+    #: How a person calls this kind of server.
+    label: ClassVar[str] = "database"
+
+    def describe(self) -> str:
+        """Names the server and database, without the password.
+
+        Returns:
+            For example ``MySQL database mlmd at svc@db.internal:3306``.
+        """
+        c = self.config
+        return f"{self.label} database {c.database} at {c.user}@{c.host}:{c.port}"
+
+
+@dataclass(frozen=True)
+class MySQLMetadataStore(DatabaseServerMetadataStore):
     """ML Metadata in a MySQL or MariaDB database.
 
     Attributes:
@@ -86,15 +131,7 @@ class MySQLMetadataStore(BaseMetadataStore):
     """
 
     config: MySQLConfig
-
-    def describe(self) -> str:
-        """Names the server and database, without the password.
-
-        Returns:
-            ``MySQL database <db> at <user>@<host>:<port>``.
-        """
-        c = self.config
-        return f"MySQL database {c.database} at {c.user}@{c.host}:{c.port}"
+    label: ClassVar[str] = "MySQL"
 
     def get_tfx_metadata_config(self) -> _protos.ConnectionConfig:
         """Returns a MySQL connection configuration.
@@ -113,7 +150,35 @@ class MySQLMetadataStore(BaseMetadataStore):
         )
 
 
-def metadata_store_from_config(config: SQLiteConfig | MySQLConfig) -> BaseMetadataStore:
+@dataclass(frozen=True)
+class PostgreSQLMetadataStore(DatabaseServerMetadataStore):
+    """ML Metadata in a PostgreSQL database.
+
+    Attributes:
+        config: Where the database is and how to log in.
+    """
+
+    config: PostgreSQLConfig
+    label: ClassVar[str] = "PostgreSQL"
+
+    def get_tfx_metadata_config(self) -> _protos.ConnectionConfig:
+        """Returns a PostgreSQL connection configuration.
+
+        Returns:
+            An ML Metadata ``ConnectionConfig``.
+        """
+        config = _protos.ConnectionConfig()
+        postgresql = config.postgresql
+        postgresql.host = self.config.host
+        # ML Metadata passes these to libpq as strings.
+        postgresql.port = str(self.config.port)
+        postgresql.dbname = self.config.database
+        postgresql.user = self.config.user
+        postgresql.password = self.config.password
+        return config
+
+
+def metadata_store_from_config(config: MetadataConfig) -> BaseMetadataStore:
     """Builds the metadata store a stack configuration names.
 
     Args:
@@ -124,4 +189,6 @@ def metadata_store_from_config(config: SQLiteConfig | MySQLConfig) -> BaseMetada
     """
     if isinstance(config, MySQLConfig):
         return MySQLMetadataStore(config)
+    if isinstance(config, PostgreSQLConfig):
+        return PostgreSQLMetadataStore(config)
     return SQLiteMetadataStore(config.path)

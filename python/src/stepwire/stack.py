@@ -14,6 +14,7 @@ from stepwire.artifact_store import ArtifactStore
 from stepwire.metadata_store import (
     BaseMetadataStore,
     MySQLMetadataStore,
+    PostgreSQLMetadataStore,
     SQLiteMetadataStore,
     metadata_store_from_config,
 )
@@ -22,7 +23,7 @@ from stepwire.orchestrators.registry import (
     name_of_orchestrator,
     register_orchestrator,
 )
-from stepwire.stack_config import MySQLConfig, SQLiteConfig, StackConfig, load_stack_config
+from stepwire.stack_config import MetadataConfig, SQLiteConfig, StackConfig, load_stack_config
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -72,15 +73,15 @@ class Stack:
         from pathlib import Path
 
         store = self.metadata_store
-        metadata: SQLiteConfig | MySQLConfig
+        metadata: MetadataConfig
         if isinstance(store, SQLiteMetadataStore):
             metadata = SQLiteConfig(str(Path(store.path).resolve()))
-        elif isinstance(store, MySQLMetadataStore):
+        elif isinstance(store, MySQLMetadataStore | PostgreSQLMetadataStore):
             metadata = store.config
         else:
             raise TypeError(
                 f"The metadata store {type(store).__name__} cannot be handed to another "
-                "process: only SQLite and MySQL stores have a configuration."
+                "process: only SQLite, MySQL and PostgreSQL stores have a configuration."
             )
         artifacts = self.artifact_store.path
         if not self.artifact_store.is_remote:

@@ -11,10 +11,10 @@ The file is ``$STEPWIRE_CONFIG`` if set (set but empty: no file), else the first
     orchestrator: subprocess            # a registered name, or pkg.module.Class
     artifact_store: .stepwire/artifacts # a path (relative to this file) or an fsspec URI
     metadata_store:
-      type: sqlite                      # or mysql
+      type: sqlite                      # or mysql (MySQL, MariaDB) or postgresql
       path: .stepwire/metadata.db       # sqlite only, relative to this file
-      host: 127.0.0.1                   # mysql only: host, port, database, user, password
-      port: 3306
+      host: 127.0.0.1                   # servers only: host, port, database, user, password
+      port: 3306                        # default 3306 for mysql, 5432 for postgresql
       database: stepwire
       user: stepwire
       password: ""                      # better given as STEPWIRE_METADATA_PASSWORD
@@ -28,7 +28,8 @@ directory): ``STEPWIRE_ORCHESTRATOR``, ``STEPWIRE_ARTIFACT_STORE`` (path or URI)
 Precedence: a variable beats the file, the file beats the defaults, and an explicit
 setting is never overridden by a less specific one. Two variables that contradict each
 other (``STEPWIRE_METADATA_URI`` selects SQLite, ``STEPWIRE_METADATA_TYPE=mysql``) are
-an error naming both, never a silent choice.
+an error naming both, never a silent choice. The password of a database server is read
+from ``STEPWIRE_METADATA_PASSWORD`` or the file; it never travels in a command line.
 
 :meth:`StackConfig.to_environment` is the inverse of :func:`load_stack_config`: the
 variables that make another process resolve exactly this stack, whatever file or
@@ -41,7 +42,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -53,17 +54,18 @@ ENV_ORCHESTRATOR = "STEPWIRE_ORCHESTRATOR"
 ENV_ARTIFACT_STORE = "STEPWIRE_ARTIFACT_STORE"
 ENV_METADATA_URI = "STEPWIRE_METADATA_URI"
 ENV_METADATA_TYPE = "STEPWIRE_METADATA_TYPE"
-_ENV_MYSQL_PREFIX = "STEPWIRE_METADATA_"
+_ENV_SERVER_PREFIX = "STEPWIRE_METADATA_"
 
 DEFAULT_ORCHESTRATOR = "subprocess"
 DEFAULT_ARTIFACT_STORE = ".stepwire/artifacts"
 DEFAULT_METADATA_PATH = ".stepwire/metadata.db"
 DEFAULT_MYSQL_PORT = 3306
+DEFAULT_POSTGRESQL_PORT = 5432
 
 _TOP_LEVEL_KEYS = frozenset({"orchestrator", "artifact_store", "metadata_store"})
 _SQLITE_KEYS = frozenset({"type", "path"})
-_MYSQL_FIELDS = ("host", "port", "database", "user", "password")
-_MYSQL_KEYS = frozenset({"type", *_MYSQL_FIELDS})
+_SERVER_FIELDS = ("host", "port", "database", "user", "password")
+_SERVER_KEYS = frozenset({"type", *_SERVER_FIELDS})
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,8 @@ class SQLiteConfig:
 
 
 @dataclass(frozen=True)
-class MySQLConfig:
-    """An ML Metadata store in a MySQL (or MariaDB) database.
+class DatabaseServerConfig:
+    """An ML Metadata store in a database on a server.
 
     Attributes:
         host: Server host name or address.
@@ -89,11 +91,41 @@ class MySQLConfig:
         password: Password (kept out of ``repr``).
     """
 
+    #: The ``metadata_store.type`` that selects this kind of server.
+    kind: ClassVar[str] = ""
+    #: The port used when none is given.
+    default_port: ClassVar[int] = 0
+
     host: str
     port: int
     database: str
     user: str
     password: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class MySQLConfig(DatabaseServerConfig):
+    """An ML Metadata store in a MySQL or MariaDB database."""
+
+    kind: ClassVar[str] = "mysql"
+    default_port: ClassVar[int] = DEFAULT_MYSQL_PORT
+
+
+@dataclass(frozen=True)
+class PostgreSQLConfig(DatabaseServerConfig):
+    """An ML Metadata store in a PostgreSQL database."""
+
+    kind: ClassVar[str] = "postgresql"
+    default_port: ClassVar[int] = DEFAULT_POSTGRESQL_PORT
+
+
+MetadataConfig = SQLiteConfig | MySQLConfig | PostgreSQLConfig
+"""Where a stack's ML Metadata lives."""
+
+_SERVER_CONFIGS: dict[str, type[MySQLConfig] | type[PostgreSQLConfig]] = {
+    MySQLConfig.kind: MySQLConfig,
+    PostgreSQLConfig.kind: PostgreSQLConfig,
+}
 
 
 @dataclass(frozen=True)
@@ -112,7 +144,7 @@ class StackConfig:
     config_file: Path | None
     orchestrator: str
     artifact_store: str
-    metadata_store: SQLiteConfig | MySQLConfig
+    metadata_store: MetadataConfig
 
     def to_environment(self) -> dict[str, str]:
         """The ``STEPWIRE_*`` variables that resolve to exactly this stack.
@@ -123,8 +155,8 @@ class StackConfig:
         process reads the same file, if any, and no other.
 
         Returns:
-            Variable names to values. The MySQL password is among them: pass the
-            result as an environment, never as command-line arguments.
+            Variable names to values. A database server's password is among them:
+            pass the result as an environment, never as command-line arguments.
         """
         env = {
             ENV_CONFIG: str(self.config_file) if self.config_file else "",
@@ -136,9 +168,9 @@ class StackConfig:
             env[ENV_METADATA_TYPE] = "sqlite"
             env[ENV_METADATA_URI] = store.path
             return env
-        env[ENV_METADATA_TYPE] = "mysql"
-        for name in _MYSQL_FIELDS:
-            env[f"{_ENV_MYSQL_PREFIX}{name.upper()}"] = str(getattr(store, name))
+        env[ENV_METADATA_TYPE] = store.kind
+        for name in _SERVER_FIELDS:
+            env[f"{_ENV_SERVER_PREFIX}{name.upper()}"] = str(getattr(store, name))
         return env
 
     @staticmethod
@@ -151,7 +183,7 @@ class StackConfig:
         """
         return frozenset(
             {ENV_CONFIG, ENV_ORCHESTRATOR, ENV_ARTIFACT_STORE, ENV_METADATA_URI, ENV_METADATA_TYPE}
-            | {f"{_ENV_MYSQL_PREFIX}{name.upper()}" for name in _MYSQL_FIELDS}
+            | {f"{_ENV_SERVER_PREFIX}{name.upper()}" for name in _SERVER_FIELDS}
         )
 
     def to_file(self, path: Path) -> Path:
@@ -170,7 +202,7 @@ class StackConfig:
         if isinstance(store, SQLiteConfig):
             metadata = {"type": "sqlite", "path": store.path}
         else:
-            metadata = {"type": "mysql", **{k: getattr(store, k) for k in _MYSQL_FIELDS}}
+            metadata = {"type": store.kind, **{k: getattr(store, k) for k in _SERVER_FIELDS}}
         data = {
             "orchestrator": self.orchestrator,
             "artifact_store": self.artifact_store,
@@ -251,7 +283,7 @@ def _location(value: str, base: Path) -> str:
 
 def _metadata_config(
     section: Any, root: Path, cwd: Path, environ: Mapping[str, str], where: str
-) -> SQLiteConfig | MySQLConfig:
+) -> MetadataConfig:
     if section is None:
         section = {}
     if not isinstance(section, dict):
@@ -267,9 +299,12 @@ def _metadata_config(
     kind = env_kind or ("sqlite" if env_uri else None) or section.get("type", "sqlite")
     if kind == "sqlite":
         return _sqlite_config(section, root, cwd, env_uri, where)
-    if kind == "mysql":
-        return _mysql_config(section, environ, where)
-    raise StackConfigError(f"{where}: metadata_store type must be sqlite or mysql, got {kind!r}.")
+    server = _SERVER_CONFIGS.get(kind)
+    if server is not None:
+        return _server_config(server, section, environ, where)
+    raise StackConfigError(
+        f"{where}: metadata_store type must be one of {['sqlite', *_SERVER_CONFIGS]}, got {kind!r}."
+    )
 
 
 def _sqlite_config(
@@ -287,28 +322,37 @@ def _sqlite_config(
     return SQLiteConfig(_location(path, root))
 
 
-def _mysql_config(section: dict[str, Any], environ: Mapping[str, str], where: str) -> MySQLConfig:
+def _server_config(
+    server: type[MySQLConfig] | type[PostgreSQLConfig],
+    section: dict[str, Any],
+    environ: Mapping[str, str],
+    where: str,
+) -> MySQLConfig | PostgreSQLConfig:
+    kind = server.kind
     values: dict[str, Any] = {}
-    if section.get("type") == "mysql":
-        unknown = set(section) - _MYSQL_KEYS
+    # The file's keys count only if the file chose the same kind of server.
+    if section.get("type") == kind:
+        unknown = set(section) - _SERVER_KEYS
         if unknown:
-            raise StackConfigError(f"{where}: unknown mysql keys {sorted(unknown)}.")
-        values.update({k: section[k] for k in _MYSQL_FIELDS if k in section})
-    for name in _MYSQL_FIELDS:
-        env_value = environ.get(f"{_ENV_MYSQL_PREFIX}{name.upper()}")
+            raise StackConfigError(f"{where}: unknown {kind} keys {sorted(unknown)}.")
+        values.update({k: section[k] for k in _SERVER_FIELDS if k in section})
+    for name in _SERVER_FIELDS:
+        env_value = environ.get(f"{_ENV_SERVER_PREFIX}{name.upper()}")
         if env_value is not None:
             values[name] = env_value
     missing = [name for name in ("host", "database", "user") if not values.get(name)]
     if missing:
         raise StackConfigError(
-            f"{where}: the mysql metadata store needs {missing} (in the file or as "
-            f"{[_ENV_MYSQL_PREFIX + m.upper() for m in missing]})."
+            f"{where}: the {kind} metadata store needs {missing} (in the file or as "
+            f"{[_ENV_SERVER_PREFIX + m.upper() for m in missing]})."
         )
     try:
-        port = int(values.get("port", DEFAULT_MYSQL_PORT))
+        port = int(values.get("port", server.default_port))
     except (TypeError, ValueError):
-        raise StackConfigError(f"{where}: mysql port must be an integer.") from None
-    return MySQLConfig(
+        raise StackConfigError(f"{where}: {kind} port must be an integer.") from None
+    if not 0 < port < 65536:
+        raise StackConfigError(f"{where}: {kind} port must be 1-65535, got {port}.")
+    return server(
         host=str(values["host"]),
         port=port,
         database=str(values["database"]),
