@@ -476,13 +476,6 @@ def test_an_unreachable_mysql_store_is_infrastructure_without_its_password(
     assert "s3cret" not in json.dumps(outcome.record)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN, left for the metadata-server work: ML Metadata's native MySQL client "
-    "logs to stderr (glog 'WARNING: Logging "
-    "before InitGoogleLogging() ...', 'E... mysql_metadata_source.cc:174] ...') before "
-    "the stepwire line is printed, so the first stderr line is not `stepwire: ...`",
-)
 def test_an_unreachable_mysql_store_says_so_in_the_first_line(
     mysql: tuple[Outcome, int],
 ) -> None:

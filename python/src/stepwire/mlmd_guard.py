@@ -72,10 +72,21 @@ LOCK_SUFFIX = ".lock"
 """The lock file is the SQLite file's path with this suffix."""
 
 _TRANSIENT_MESSAGES = (
+    # SQLite.
     "database is locked",
     "concurrent writes aborted",
     "concurrent connection to the empty database",
     "concurrent creation of the same context",
+    # MySQL and MariaDB: writers of the same type rows deadlock (InnoDB rolls one
+    # back), and a process that opens while another creates the schema sees it
+    # half made.
+    "deadlock found when trying to get lock",
+    "lock wait timeout exceeded",
+    "mlmdenv table exists but no schema_version",
+    # PostgreSQL: two processes inserting the same type or the schema's rows.
+    "duplicate key value violates unique constraint",
+    "could not serialize access",
+    "deadlock detected",
 )
 
 
@@ -135,12 +146,18 @@ def is_transient(error: BaseException) -> bool:
         True for aborted transactions, a locked database and concurrent schema
         creation, whatever exception class carries them.
     """
+    if isinstance(error, MetadataClientError):
+        return error.transient
     if isinstance(error, mlmd_errors.AbortedError):
         return True
     if not isinstance(error, (mlmd_errors.StatusError, RuntimeError)):
         return False
-    text = str(error).lower()
-    return any(message in text for message in _TRANSIENT_MESSAGES)
+    return _has_transient_message(str(error))
+
+
+def _has_transient_message(text: str) -> bool:
+    lowered = text.lower()
+    return any(message in lowered for message in _TRANSIENT_MESSAGES)
 
 
 def _open_store(config: Any) -> Any:
@@ -150,6 +167,8 @@ def _open_store(config: Any) -> Any:
     new = database is not None and not os.path.exists(database)
     if database is not None and not new:
         _wait_for_other_writers(database)
+    if database is None and is_database_server(config):
+        return _open_server_store(config)
     store = metadata_store.MetadataStore(config)
     if new and database is not None and os.path.exists(database):
         # The store holds every run's parameters and URIs: not world-readable.
@@ -157,6 +176,54 @@ def _open_store(config: Any) -> Any:
         with contextlib.suppress(OSError):
             os.chmod(database, io_utils.FILE_MODE)
     return store
+
+
+class MetadataClientError(RuntimeError):
+    """ML Metadata's client failed; the message holds what its C++ side logged.
+
+    Attributes:
+        transient: Whether retrying on a fresh connection may succeed.
+    """
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+def is_database_server(config: Any) -> bool:
+    """Whether a connection configuration names a MySQL or PostgreSQL server.
+
+    Args:
+        config: An ML Metadata ``ConnectionConfig`` (or anything else).
+
+    Returns:
+        True for a MySQL (MariaDB) or PostgreSQL configuration.
+    """
+    return isinstance(config, _protos.ConnectionConfig) and (
+        config.HasField("mysql") or config.HasField("postgresql")
+    )
+
+
+def _open_server_store(config: Any) -> Any:
+    """Connects to a database server with the C++ client's stderr captured.
+
+    On success its INFO lines are dropped; on failure its error lines become part
+    of the exception, which otherwise says only "connection pointer is NULL".
+    """
+    from stepwire.native_log import capture_native_stderr
+
+    with capture_native_stderr() as log:
+        try:
+            return metadata_store.MetadataStore(config)
+        except Exception as error:
+            failure = error
+    native = log.errors()
+    if not native:
+        raise failure
+    transient = is_transient(failure) or _has_transient_message(native)
+    raise MetadataClientError(
+        f"{_first_line(failure)} ({native})", transient=transient
+    ) from failure
 
 
 def _wait_for_other_writers(database: str) -> None:
@@ -542,7 +609,8 @@ class GuardedMetadataStore:
         self._config = _fail_fast(config)
         self._policy = policy
         self._lock = _file_lock(database + LOCK_SUFFIX) if database else None
-        self._where = database or _describe(config)
+        self._database = database
+        self._where = f"SQLite file {database}" if database else _describe(config)
         self._store: Any = None
         #: Store handles dropped after a transient failure (each retry opens a new one).
         self.reconnects = 0
@@ -572,7 +640,7 @@ class GuardedMetadataStore:
                 self.stats.seconds_waiting += entered - asked
                 try:
                     if self._store is None:
-                        self._store = _open_store(self._config)
+                        self._store = self._open()
                     return function(self._store)
                 except Exception as error:
                     if not is_transient(error):
@@ -585,9 +653,29 @@ class GuardedMetadataStore:
                 finally:
                     self.stats.seconds_in_calls += time.perf_counter() - entered
         raise InfrastructureError(
-            f"ML Metadata at {self._where}: {name} failed {self._policy.attempts} times, "
-            f"last with {type(last).__name__}: {_first_line(last)}"
-        ) from last
+            f"the metadata store {self._where}: {name} failed {self._policy.attempts} times, "
+            f"last with {type(last).__name__}: {redact(_first_line(last), self._config)}"
+        ) from (last if redact(str(last), self._config) == str(last) else None)
+
+    def _open(self) -> Any:
+        """Opens the store; a lasting failure is one line that names the server.
+
+        A transient failure propagates for :meth:`_call` to retry. Any other one
+        (wrong password, unknown host, refused connection) is infrastructure at
+        once, without the client's exception attached: its text may hold the
+        password, and a chained traceback would print it.
+        """
+        try:
+            return _open_store(self._config)
+        except Exception as error:
+            if is_transient(error):
+                raise
+            if isinstance(error, InfrastructureError):
+                raise
+            raise InfrastructureError(
+                f"the metadata store {self._where} cannot be opened: "
+                f"{redact(' '.join(str(error).split()), self._config) or type(error).__name__}"
+            ) from None
 
     def _raise_if_corrupt(self, error: BaseException) -> None:
         """A SQLite file that looks half-created, with the lock held, is checked at once.
@@ -598,7 +686,9 @@ class GuardedMetadataStore:
         """
         if self._lock is None or "subset of tables" not in str(error).lower():
             return
-        database = self._where
+        database = self._database
+        if database is None:
+            return
         problem = sqlite_damage(database)
         if problem:
             raise InfrastructureError(
@@ -707,10 +797,49 @@ def warn_if_tfx_differs() -> bool:
 
 
 def _describe(config: Any) -> str:
-    if isinstance(config, _protos.ConnectionConfig) and config.HasField("mysql"):
-        return f"mysql://{config.mysql.host}:{config.mysql.port}/{config.mysql.database}"
+    """Names a store as ``BaseMetadataStore.describe`` does, never with its password."""
+    if isinstance(config, _protos.ConnectionConfig):
+        if config.HasField("mysql"):
+            c = config.mysql
+            return f"MySQL database {c.database} at {c.user}@{c.host}:{c.port}"
+        if config.HasField("postgresql"):
+            p = config.postgresql
+            return f"PostgreSQL database {p.dbname} at {p.user}@{p.host or p.hostaddr}:{p.port}"
     host, port = getattr(config, "host", ""), getattr(config, "port", "")
     return f"{host}:{port}" if host else type(config).__name__
+
+
+def password_of(config: Any) -> str:
+    """The password a connection configuration holds, or the empty string.
+
+    Args:
+        config: An ML Metadata ``ConnectionConfig`` (or anything else).
+
+    Returns:
+        The MySQL or PostgreSQL password.
+    """
+    if isinstance(config, _protos.ConnectionConfig):
+        for kind in ("mysql", "postgresql"):
+            if config.HasField(kind):
+                return str(getattr(config, kind).password)
+    return ""
+
+
+def redact(text: str, config: Any) -> str:
+    """Removes a configuration's password from a text, wherever it occurs.
+
+    A database client may echo its connection string in an error; nothing stepwire
+    prints, logs or records may carry the password.
+
+    Args:
+        text: An error message.
+        config: The configuration whose password to remove.
+
+    Returns:
+        The text with the password replaced by ``***``.
+    """
+    password = password_of(config)
+    return text.replace(password, "***") if password else text
 
 
 def _first_line(error: BaseException | None) -> str:
