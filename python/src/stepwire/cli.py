@@ -14,6 +14,8 @@ from stepwire.exceptions import StepwireError
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INFRASTRUCTURE = 75
+"""A store cannot be reached or used: the step entrypoint's ``infrastructure`` code."""
 
 
 def _load_target(target: str) -> Any:
@@ -64,6 +66,15 @@ def _run(options: argparse.Namespace) -> int:
         stack.orchestrator.run(pipeline, run_name=options.run_name, stack=stack)
     except PipelineRunFailedError:
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def _metadata_init(options: argparse.Namespace) -> int:
+    from stepwire.stack import get_active_stack
+
+    store = get_active_stack().metadata_store
+    store.initialize()
+    print(f"ML Metadata is ready in the {store.describe()}.")
     return EXIT_OK
 
 
@@ -173,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     show = runs_commands.add_parser("show", help="show a run's steps and outputs")
     show.add_argument("run", metavar="RUN")
     show.set_defaults(handler=_runs_show)
+    metadata = commands.add_parser("metadata", help="manage the stack's ML Metadata store")
+    metadata_commands = metadata.add_subparsers(dest="metadata_command", required=True)
+    metadata_commands.add_parser(
+        "init",
+        help="create the database and ML Metadata's schema, if missing, before any step runs",
+    ).set_defaults(handler=_metadata_init)
     args = commands.add_parser("args", help="read a step's command line")
     args_commands = args.add_subparsers(dest="args_command", required=True)
     explain = args_commands.add_parser(
@@ -202,11 +219,17 @@ def main(argv: list[str] | None = None) -> int:
         argv: Arguments without the program name.
 
     Returns:
-        0 on success, 1 when the work failed, 2 for a usage error.
+        0 on success, 1 when the work failed, 2 for a usage error, 75 when a
+        store cannot be reached or used.
     """
+    from stepwire.exceptions import InfrastructureError
+
     options = build_parser().parse_args(argv)
     try:
         code: int = options.handler(options)
+    except InfrastructureError as exc:
+        print(f"stepwire: infrastructure: {exc}", file=sys.stderr)
+        return EXIT_INFRASTRUCTURE
     except StepwireError as exc:
         print(f"stepwire: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -139,6 +139,9 @@ class BaseOrchestrator(ABC):
 
     @staticmethod
     def _check_run_name_is_new(pipeline: BasePipeline, stack: Stack, run_name: str) -> None:
+        # Opening the store here, before any step process does, creates the database
+        # and ML Metadata's schema if they are missing (`stepwire metadata init`):
+        # step processes that open an empty server database at once race to create it.
         try:
             context = stack.metadata_store.open_store().get_context_by_type_and_name(
                 "pipeline_run", run_name
