@@ -127,7 +127,8 @@ def write_whole(uri: str, *, durable: bool = False) -> Iterator[IO[bytes]]:
     :data:`FILE_MODE`), renamed over it when the block ends without an error, so a
     reader (or a later launch) never finds a partial file at the final path,
     whatever happens to the writer. An object store publishes an object whole when
-    its upload completes. The parent folder is created.
+    its upload completes, and only if the block ends without an error. The parent
+    folder is created.
 
     Args:
         uri: The file to write.
@@ -142,8 +143,17 @@ def write_whole(uri: str, *, durable: bool = False) -> Iterator[IO[bytes]]:
         makedirs(parent)
     fs, path = _fs_and_path(uri)
     if is_remote(uri) or not isinstance(fs, LocalFileSystem):
-        with open_file(uri, "wb") as remote:
+        remote = fs.open(path, "wb")
+        try:
             yield remote
+        except BaseException:
+            # Closing an fsspec file commits it, even in a `with` that raised: a
+            # failed write must be dropped instead, so no partial object appears.
+            discard = getattr(remote, "discard", None)
+            if callable(discard):
+                discard()
+            raise
+        remote.close()
         return
     temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.partial"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
