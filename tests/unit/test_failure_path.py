@@ -104,3 +104,31 @@ def test_the_failure_path_in_a_process(tmp_path: Path, how: str, code: int) -> N
     assert parsed["exit_code"] == code
     if how == "bad arguments":
         assert (parsed["error_kind"], parsed["option"]) == ("repeated_option", "a")
+
+
+def _raised(error: BaseException, wrapper: type[BaseException] | None = None) -> BaseException:
+    """``error`` as raised, optionally wrapped the way s3fs wraps botocore's errors."""
+    try:
+        try:
+            raise error
+        except BaseException as inner:
+            if wrapper is None:
+                raise
+            raise wrapper("wrapped") from inner
+    except BaseException as outer:
+        return outer
+
+
+def test_an_object_store_that_cannot_be_reached_is_infrastructure() -> None:
+    botocore_exceptions = pytest.importorskip("botocore.exceptions")
+    unreachable = botocore_exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
+    assert exit_codes.classify(_raised(unreachable)) is FailureKind.INFRASTRUCTURE
+    # s3fs raises an OSError from botocore's: the cause decides.
+    assert exit_codes.classify(_raised(unreachable, OSError)) is FailureKind.INFRASTRUCTURE
+    assert exit_codes.classify(ConnectionRefusedError(111, "refused")) is (
+        FailureKind.INFRASTRUCTURE
+    )
+    # A step's own error, and botocore's errors that are not about reaching the store.
+    assert exit_codes.classify(ValueError("bad data")) is FailureKind.STEP_FAILED
+    no_credentials = botocore_exceptions.NoCredentialsError()
+    assert exit_codes.classify(_raised(no_credentials)) is FailureKind.STEP_FAILED

@@ -103,6 +103,36 @@ def _is_metadata_store_error(error: BaseException) -> bool:
     return type(error).__module__.startswith("ml_metadata")
 
 
+# Client libraries of the object stores an artifact store may live in.
+_STORE_CLIENT_MODULES: tuple[str, ...] = (
+    *("botocore", "aiobotocore", "aiohttp", "s3fs", "gcsfs", "adlfs"),
+    *("google.auth", "google.api_core", "azure.core", "urllib3"),
+)
+_CONNECTION_WORDS = ("connect", "connection", "timeout", "unavailable", "unreachable")
+
+
+def _is_store_connection_error(error: BaseException) -> bool:
+    """Whether a store could not be reached, anywhere in the exception's chain.
+
+    A step whose output cannot be written because the object store went away did
+    not fail: its infrastructure did. The error may arrive wrapped (s3fs raises an
+    ``OSError`` from botocore's), hence the walk along causes and contexts.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen and len(seen) < 16:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError):
+            return True
+        module, name = type(current).__module__, type(current).__name__.lower()
+        if module.startswith(_STORE_CLIENT_MODULES) and any(
+            word in name for word in _CONNECTION_WORDS
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def classify(error: BaseException) -> FailureKind:
     """Maps an exception raised by the entrypoint to its failure kind.
 
@@ -130,8 +160,10 @@ def classify(error: BaseException) -> FailureKind:
         return FailureKind.INPUTS_UNRESOLVABLE
     if isinstance(error, DuplicateRunNameError):
         return FailureKind.ALREADY_SUCCEEDED
-    if isinstance(error, (InfrastructureError, StackConfigError)) or _is_metadata_store_error(
-        error
+    if (
+        isinstance(error, (InfrastructureError, StackConfigError))
+        or _is_metadata_store_error(error)
+        or _is_store_connection_error(error)
     ):
         return FailureKind.INFRASTRUCTURE
     return FailureKind.STEP_FAILED
