@@ -524,6 +524,40 @@ LISTING_METHODS = frozenset(
 )
 """The ``MetadataStore`` methods that page their results (they take ``list_options``)."""
 
+BY_ID_METHODS = frozenset(
+    {
+        "get_artifacts_by_id",
+        "get_executions_by_id",
+        "get_contexts_by_id",
+        "get_artifact_types_by_id",
+        "get_execution_types_by_id",
+        "get_context_types_by_id",
+    }
+)
+"""The ``MetadataStore`` methods whose result the guard puts in the order of the ids asked.
+
+ML Metadata returns the rows in the database's order, not the request's; SQLite and
+MariaDB happen to answer in id order, PostgreSQL does not. TFX zips such a result with
+the list it asked for (its cache lookup pairs output events with
+``get_artifacts_by_id`` of their artifact ids, then with ``get_artifact_types_by_id``
+of their type ids): on PostgreSQL a cached step handed its outputs to the wrong keys.
+"""
+
+
+def in_order_asked(ids: Any, rows: list[Any]) -> list[Any]:
+    """The rows of a ``get_*_by_id`` call, one per id asked, in the order asked.
+
+    Args:
+        ids: The ids passed to the call (duplicates allowed).
+        rows: What ML Metadata returned, in any order.
+
+    Returns:
+        ``rows`` reordered (and repeated for a repeated id); an id ML Metadata found
+        no row for is left out, as ML Metadata leaves it out.
+    """
+    by_id = {row.id: row for row in rows}
+    return [by_id[i] for i in ids if i in by_id]
+
 # What ML Metadata 1.17 orders by when the caller passes no list options (the other
 # listings send no options then, and the server answers in one unpaged response).
 _DEFAULT_ORDER: dict[str, tuple[metadata_store.OrderByField, bool]] = {
@@ -711,6 +745,16 @@ class GuardedMetadataStore:
                 return self._call(name, lambda store: list_all(store, name, *args, **kwargs))
 
             return listed
+
+        if name in BY_ID_METHODS:
+
+            @functools.wraps(attribute)
+            def by_id(ids: Any, *args: Any, **kwargs: Any) -> Any:
+                ids = list(ids)
+                rows = self._call(name, lambda store: getattr(store, name)(ids, *args, **kwargs))
+                return in_order_asked(ids, rows)
+
+            return by_id
 
         @functools.wraps(attribute)
         def guarded(*args: Any, **kwargs: Any) -> Any:
