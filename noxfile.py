@@ -39,9 +39,21 @@ def _sync(session: nox.Session, *groups: str) -> None:
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Runs the test suite but the slow marks (``-- -m slow`` for those, ``-- -m ''`` for all)."""
+    """Runs the test suite but the slow and stores marks (``-- -m slow`` for the slow ones)."""
     _sync(session, "dev")
-    session.run("pytest", *(session.posargs or ["-m", "not slow"]))
+    session.run("pytest", *(session.posargs or ["-m", "not slow and not stores"]))
+
+
+@nox.session(python=PYTHON)
+def stores(session: nox.Session) -> None:
+    """Runs the tests on real MariaDB, PostgreSQL and S3 servers, which they start themselves.
+
+    MariaDB and PostgreSQL come from Debian (``apt-get install -y mariadb-server
+    postgresql``), the S3 server (SeaweedFS) from the lock. A missing server skips its
+    tests, unless ``STEPWIRE_REQUIRE_SERVICES=1`` (as in CI), which fails them.
+    """
+    _sync(session, "dev")
+    session.run("pytest", "-m", "stores", *session.posargs)
 
 
 @nox.session(python=PYTHON, tags=["checks"])
