@@ -558,6 +558,7 @@ def in_order_asked(ids: Any, rows: list[Any]) -> list[Any]:
     by_id = {row.id: row for row in rows}
     return [by_id[i] for i in ids if i in by_id]
 
+
 # What ML Metadata 1.17 orders by when the caller passes no list options (the other
 # listings send no options then, and the server answers in one unpaged response).
 _DEFAULT_ORDER: dict[str, tuple[metadata_store.OrderByField, bool]] = {
