@@ -375,3 +375,68 @@ def test_an_object_store_that_goes_away_gives_75_and_loses_nothing_published(
         assert "last" not in steps
         [first_output] = steps["first"].outputs
         assert stack.s3().ls(first_output.uri)
+
+
+BUILD_ARGV = textwrap.dedent(
+    """
+    import json, sys
+    from stepwire import constants
+    from stepwire.orchestrators.subprocess_orchestrator import (
+        SubprocessEntrypointConfiguration as Config,
+    )
+    from stepwire.stack import get_active_stack
+
+    constants.USER_MAIN_MODULE = "flaky_pipeline"
+    import flaky_pipeline
+
+    p = flaky_pipeline.resuming_pipeline
+    argv = Config.get_entrypoint_command() + Config.get_entrypoint_arguments(
+        step=p.steps["source"],
+        pb2_pipeline=p.compile(),
+        run_name="by-hand",
+        stack=get_active_stack(),
+    )
+    print(json.dumps(argv))
+    """
+)
+
+
+def test_the_password_is_never_in_argv_explain_stderr_or_the_failure_record(
+    server_stack: ServerStack,
+) -> None:
+    (server_stack.root / "flaky_pipeline.py").write_text(FLAKY)
+    password = server_stack.server["STEPWIRE_METADATA_PASSWORD"]
+    built = server_stack.run(
+        [sys.executable, "-c", BUILD_ARGV],
+        server_stack.root,
+        PYTHONPATH=str(server_stack.root),
+    )
+    assert built.returncode == 0, explain(built)
+    argv = json.loads(built.stdout)
+    assert password not in " ".join(argv)
+
+    (server_stack.root / "argv.json").write_text(json.dumps(argv))
+    explained = server_stack.cli(
+        ["args", "explain", "--from-file", str(server_stack.root / "argv.json")],
+        server_stack.root,
+    )
+    assert explained.returncode == 0, explain(explained)
+    assert "source" in explained.stdout
+    assert password not in explained.stdout + explained.stderr
+
+    wrong = "wrong-Password-3"
+    record = server_stack.root / "record.json"
+    ran = server_stack.run(
+        argv,
+        server_stack.root,
+        PYTHONPATH=str(server_stack.root),
+        STEPWIRE_METADATA_PASSWORD=wrong,
+        STEPWIRE_FAILURE_RECORD=str(record),
+    )
+    assert ran.returncode == INFRA, explain(ran)
+    first = ran.stderr.splitlines()[0]
+    assert first.startswith("stepwire: infrastructure: the metadata store "), first
+    data = record.read_text()
+    assert json.loads(data)["kind"] == "infrastructure"
+    for secret in (password, wrong):
+        assert secret not in ran.stdout + ran.stderr + data
