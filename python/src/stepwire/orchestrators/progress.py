@@ -77,11 +77,23 @@ class ProgressReporter:
         """A step started."""
         self._line(step, "started")
 
-    def finished(self, step: str, status: str, seconds: float, error: str = "") -> None:
-        """A step ended as ``completed``, ``cached`` or ``failed``."""
+    def finished(
+        self, step: str, status: str, seconds: float, error: str = "", where: str = ""
+    ) -> None:
+        """A step ended as ``completed``, ``cached`` or ``failed``.
+
+        Args:
+            step: The step name.
+            status: How it ended.
+            seconds: How long it took.
+            error: The one line that says why it failed.
+            where: Where it ran, for orchestrators that place steps on nodes.
+        """
         self.summary.statuses[step] = status
         self.summary.durations[step] = seconds
         text = f"{status.upper() if status == 'failed' else status} in {seconds:.1f}s"
+        if where:
+            text += f" ({where})"
         if error:
             self.summary.errors[step] = error
             text += f": {error}"

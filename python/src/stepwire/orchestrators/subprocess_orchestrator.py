@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stepwire import constants, io_utils, source_utils
+from stepwire import io_utils
 from stepwire.entrypoints.codec import RUN_NAME_OPTION, ArgumentError, ErrorKind
 from stepwire.entrypoints.step_entrypoint_configuration import (
     DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND,
@@ -23,8 +23,13 @@ from stepwire.entrypoints.step_entrypoint_configuration import (
 )
 from stepwire.orchestrators.base_orchestrator import BaseOrchestrator, RuntimeConfiguration
 from stepwire.orchestrators.progress import PipelineRunFailedError, ProgressReporter, RunSummary
-from stepwire.pipeline_ir import PipelineIndex
-from stepwire.stack_config import StackConfig
+from stepwire.orchestrators.step_processes import (
+    judge_exit,
+    log_folder,
+    plan_step_processes,
+    print_tail,
+    step_environment,
+)
 
 if TYPE_CHECKING:
     from stepwire._protos import Pipeline as Pb2Pipeline
@@ -34,8 +39,6 @@ if TYPE_CHECKING:
 
 ENV_MAX_PARALLEL = "STEPWIRE_MAX_PARALLEL"
 """Environment variable that bounds the number of step processes at a time."""
-
-_LOG_TAIL_LINES = 15
 
 
 class SubprocessEntrypointConfiguration(StepEntrypointConfiguration):
@@ -97,29 +100,6 @@ class SubprocessOrchestrator(BaseOrchestrator):
         """
         self.max_parallel = max_parallel or _default_parallelism()
 
-    def _child_environment(self, stack: Stack) -> dict[str, str]:
-        # The step side resolves its stack from the environment: hand it this whole
-        # stack (a MySQL store chosen in code included), replacing whatever stack
-        # variables this process inherited, and make the user's modules importable.
-        env = {
-            name: value
-            for name, value in os.environ.items()
-            if name not in StackConfig.environment_names()
-        }
-        env.update(stack.to_config().to_environment())
-        root = _import_root()
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-        return env
-
-    def _log_folder(self, stack: Stack, run_name: str) -> Path:
-        if stack.artifact_store.is_remote:
-            base = Path.cwd() / ".stepwire"
-        else:
-            base = Path(stack.artifact_store.path)
-        folder = base / ".logs" / run_name
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-
     def prepare_or_run_pipeline(
         self,
         sorted_list_of_steps: list[BaseStep],
@@ -144,26 +124,12 @@ class SubprocessOrchestrator(BaseOrchestrator):
             PipelineRunFailedError: If a step failed; its dependents were not started.
         """
         run_name = runtime_configuration.run_name
-        config = SubprocessEntrypointConfiguration
-        command = config.get_entrypoint_command()
-        # Build and validate every command line before any step starts.
-        index = PipelineIndex(pb2_pipeline)
-        commands = {
-            step.name: command
-            + config.get_entrypoint_arguments(
-                step=step,
-                pb2_pipeline=pb2_pipeline,
-                run_name=run_name,
-                stack=stack,
-                pipeline_index=index,
-            )
-            for step in sorted_list_of_steps
-        }
-        upstream = {
-            step.name: set(index.node(step.name).upstream_nodes) for step in sorted_list_of_steps
-        }
-        env = self._child_environment(stack)
-        logs = self._log_folder(stack, run_name)
+        plan = plan_step_processes(
+            SubprocessEntrypointConfiguration, sorted_list_of_steps, pb2_pipeline, stack, run_name
+        )
+        commands, upstream = plan.commands, plan.upstream
+        env = step_environment(stack)
+        logs = log_folder(stack, run_name)
         summary = RunSummary(pipeline=pipeline.name, run_name=run_name)
         width = max((len(name) for name in commands), default=0)
         progress = ProgressReporter(summary, width)
@@ -196,50 +162,16 @@ class SubprocessOrchestrator(BaseOrchestrator):
                     name = running.pop(future)
                     code, seconds = future.result()
                     log = logs / f"{name}.log"
-                    status = (
-                        self._outcome(stack, pipeline.name, run_name, name) if code == 0 else None
+                    status, error = judge_exit(
+                        stack, pipeline.name, run_name, name, code=code, log=log
                     )
-                    if status in ("completed", "cached"):
-                        progress.finished(name, status, seconds)
-                    elif code == 0:
-                        # Exit 0 is not enough: a step process that ended itself early
-                        # (os._exit(0)) leaves no COMPLETE or CACHED execution behind.
-                        reason = (
-                            f"exited 0, but its execution in run '{run_name}' is "
-                            f"{status or 'missing'}, not completed or cached"
-                        )
-                        progress.finished(name, "failed", seconds, reason)
-                        _print_tail(log)
-                    else:
-                        progress.finished(name, "failed", seconds, _first_error_line(log, code))
-                        _print_tail(log)
+                    progress.finished(name, status, seconds, error)
+                    if status == "failed":
+                        print_tail(log)
         progress.footer()
         if not summary.succeeded:
             raise PipelineRunFailedError(summary)
         return summary
-
-    @staticmethod
-    def _outcome(stack: Stack, pipeline_name: str, run_name: str, step_name: str) -> str | None:
-        # The child's exit code says it succeeded; ML Metadata says whether it
-        # ran, its outputs came from the cache, or it did not finish at all.
-        from stepwire.runs import RunReader
-
-        # Guarded: step processes are writing to the same store right now.
-        return RunReader(stack.metadata_store.open_store()).step_status(
-            run_name, pipeline_name, step_name
-        )
-
-
-def _import_root() -> str:
-    """The folder from which the user's main module is importable by its name."""
-    name = constants.USER_MAIN_MODULE
-    module = sys.modules.get(name) if name else None
-    module_file = getattr(module, "__file__", None)
-    if name and module_file:
-        path = Path(module_file).resolve()
-        depth = name.count(".") + (1 if path.name == "__init__.py" else 0)
-        return os.fspath(path.parents[depth])
-    return os.fspath(source_utils.get_source_root_path())
 
 
 def _run_process(command: list[str], env: dict[str, str], log: Path) -> tuple[int, float]:
@@ -249,18 +181,3 @@ def _run_process(command: list[str], env: dict[str, str], log: Path) -> tuple[in
     with os.fdopen(fd, "wb") as output:
         code = subprocess.call(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     return code, time.monotonic() - start
-
-
-def _first_error_line(log: Path, code: int) -> str:
-    # The entrypoint prints one line saying what was wrong, prefixed `stepwire:`.
-    for line in log.read_text("utf-8", errors="replace").splitlines():
-        if line.startswith("stepwire: "):
-            return line.removeprefix("stepwire: ")
-    return f"exit code {code}, see {log}"
-
-
-def _print_tail(log: Path) -> None:
-    lines = log.read_text("utf-8", errors="replace").splitlines()[-_LOG_TAIL_LINES:]
-    for line in lines:
-        print(f"      | {line}", file=sys.stderr)
-    print(f"      full log: {log}", file=sys.stderr, flush=True)
