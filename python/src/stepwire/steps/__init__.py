@@ -1,7 +1,8 @@
 """Steps: the units of a pipeline, as classes or ``@step`` functions."""
 
 from stepwire.steps.base_step import BaseStep
+from stepwire.steps.resources import Resources
 from stepwire.steps.signature import Output
 from stepwire.steps.step_decorator import step
 
-__all__ = ["BaseStep", "Output", "step"]
+__all__ = ["BaseStep", "Output", "Resources", "step"]

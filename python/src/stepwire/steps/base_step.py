@@ -18,6 +18,7 @@ from stepwire.exceptions import PipelineInterfaceError, StepInterfaceError
 from stepwire.materializers.base_materializer import BaseMaterializer
 from stepwire.materializers.materializer_registry import default_materializer_registry
 from stepwire.steps.executor import generate_component_class
+from stepwire.steps.resources import Resources
 from stepwire.steps.signature import check_parameter_value, parse_entrypoint
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ class BaseStep:
             instance, the defaults overridden by the constructor arguments.
         PARAM_TYPES: Parameter name to the class its annotation names, if annotated.
         ENABLE_CACHE: Whether TFX may reuse an earlier execution with the same cache key.
+        RESOURCES: What the step needs from the machine it runs on.
+        RETRIES: How many more launches an orchestrator that retries may make when the
+            step exits 70 or 75.
         INPUT_SPEC: Input name to the artifact class of the channel wired to it; filled
             when the step is called inside a pipeline's ``connect``.
         component: The TFX component built by the last call, or None.
@@ -73,6 +77,8 @@ class BaseStep:
     PARAM_SPEC: dict[str, Any] = {}  # noqa: RUF012
     PARAM_TYPES: ClassVar[dict[str, type]] = {}
     ENABLE_CACHE: ClassVar[bool] = True
+    RESOURCES: ClassVar[Resources] = Resources()
+    RETRIES: ClassVar[int] = 0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Reads the subclass's entrypoint signature into the class attributes.

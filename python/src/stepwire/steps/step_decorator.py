@@ -7,9 +7,15 @@ from typing import Any, overload
 
 from stepwire.exceptions import StepInterfaceError
 from stepwire.steps.base_step import BaseStep
+from stepwire.steps.resources import Resources, check_retries
 
 
-def _make_step_class(function: Callable[..., Any], enable_cache: bool) -> type[BaseStep]:
+def _make_step_class(
+    function: Callable[..., Any],
+    enable_cache: bool,
+    resources: Resources | None = None,
+    retries: int = 0,
+) -> type[BaseStep]:
     if "<locals>" in function.__qualname__ or "." in function.__qualname__:
         raise StepInterfaceError(
             f"Step function '{function.__qualname__}' must be defined at module level: the "
@@ -22,6 +28,8 @@ def _make_step_class(function: Callable[..., Any], enable_cache: bool) -> type[B
     namespace: dict[str, Any] = {
         "entrypoint": staticmethod(function),
         "ENABLE_CACHE": enable_cache,
+        "RESOURCES": resources or Resources(),
+        "RETRIES": check_retries(retries),
         "_source_object": classmethod(_source_object),
         "__module__": function.__module__,
         "__qualname__": function.__qualname__,
@@ -36,11 +44,18 @@ def step(function: Callable[..., Any], /) -> type[BaseStep]: ...
 
 
 @overload
-def step(*, enable_cache: bool = True) -> Callable[[Callable[..., Any]], type[BaseStep]]: ...
+def step(
+    *, enable_cache: bool = True, resources: Resources | None = None, retries: int = 0
+) -> Callable[[Callable[..., Any]], type[BaseStep]]: ...
 
 
 def step(
-    function: Callable[..., Any] | None = None, /, *, enable_cache: bool = True
+    function: Callable[..., Any] | None = None,
+    /,
+    *,
+    enable_cache: bool = True,
+    resources: Resources | None = None,
+    retries: int = 0,
 ) -> type[BaseStep] | Callable[[Callable[..., Any]], type[BaseStep]]:
     """Turns a function into a step class.
 
@@ -57,14 +72,22 @@ def step(
     Args:
         function: The function, when used as ``@step``.
         enable_cache: Allow TFX to reuse an earlier execution with the same cache key.
+        resources: What the step needs from the machine it runs on (orchestrators
+            that place steps, such as ``ray``, honour it).
+        retries: How many more times an orchestrator that retries launches the step
+            when it exits 70 (``step_failed``) or 75 (``infrastructure``).
 
     Returns:
         The step class, or a decorator when called with keyword arguments only.
     """
     if function is not None:
         return _make_step_class(function, enable_cache)
+    if resources is not None and not isinstance(resources, Resources):
+        raise StepInterfaceError(
+            f"resources must be a stepwire.steps.Resources, got {type(resources).__name__}."
+        )
 
     def decorator(inner: Callable[..., Any]) -> type[BaseStep]:
-        return _make_step_class(inner, enable_cache)
+        return _make_step_class(inner, enable_cache, resources, retries)
 
     return decorator
