@@ -77,6 +77,10 @@ class ProgressReporter:
         """A step started."""
         self._line(step, "started")
 
+    def submitted(self, step: str, to: str) -> None:
+        """A step was handed to an engine that starts it when its inputs are done."""
+        self._line(step, f"submitted to {to}")
+
     def finished(
         self, step: str, status: str, seconds: float, error: str = "", where: str = ""
     ) -> None:

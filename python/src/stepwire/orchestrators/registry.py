@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 _orchestrators: dict[str, type[BaseOrchestrator] | str] = {
     "local": "stepwire.orchestrators.local_orchestrator.LocalOrchestrator",
     "subprocess": "stepwire.orchestrators.subprocess_orchestrator.SubprocessOrchestrator",
+    "ray": "stepwire.orchestrators.ray_orchestrator.RayOrchestrator",
 }
 
 

@@ -82,6 +82,7 @@ def step(
     """
     if function is not None:
         return _make_step_class(function, enable_cache)
+    check_retries(retries)
     if resources is not None and not isinstance(resources, Resources):
         raise StepInterfaceError(
             f"resources must be a stepwire.steps.Resources, got {type(resources).__name__}."
