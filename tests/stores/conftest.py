@@ -1,4 +1,5 @@
-"""Real MariaDB, PostgreSQL and S3 (SeaweedFS) servers on loopback, one of each per session.
+"""Real servers on loopback, one of each per session: MariaDB, PostgreSQL, S3 (SeaweedFS)
+and a two-node Ray cluster.
 
 The servers come from ``stepwire_services`` (tools/services). A test gets a fresh
 database or bucket of its own from the function-scoped fixtures; the servers are
@@ -11,11 +12,13 @@ A server whose programs are missing skips the tests that need it, unless
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import pytest
+from stepwire_ray_cluster import RayCluster
 from stepwire_services import MariaDB, PostgreSQL, S3Server, Service, ServiceUnavailable
 
 _S = TypeVar("_S", bound=Service)
@@ -29,14 +32,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.stores)
 
 
+def _unavailable(reason: str) -> NoReturn:
+    if os.environ.get("STEPWIRE_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason} (and STEPWIRE_REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(reason)
+
+
 def start_or_skip(cls: type[_S], **options: Any) -> _S:
     """Starts a service; skips (or, with STEPWIRE_REQUIRE_SERVICES=1, fails) when not installed."""
     try:
         return cls.start(**options)
     except ServiceUnavailable as missing:
-        if os.environ.get("STEPWIRE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{missing} (and STEPWIRE_REQUIRE_SERVICES=1)", pytrace=False)
-        pytest.skip(str(missing))
+        _unavailable(str(missing))
 
 
 def _running(service: _S) -> _S:
@@ -117,3 +124,51 @@ def start_service() -> Iterator[Callable[..., Any]]:
     yield start
     for service in reversed(started):
         service.stop()
+
+
+# --------------------------------------------------------------------------- Ray
+# A head node (127.0.0.2, ``stepwire_head``) and a worker node (127.0.0.3,
+# ``stepwire_worker``). A test that kills or stops nodes starts a cluster of its own
+# with ``own_ray_cluster(**start_options)``.
+
+
+def start_cluster_or_skip(**options: Any) -> RayCluster:
+    """Starts a cluster; skips (or, with STEPWIRE_REQUIRE_SERVICES=1, fails) without Ray."""
+    # The drivers import ray: the `ray` program alone is not enough.
+    if importlib.util.find_spec("ray") is None:
+        _unavailable("Ray is not importable (pip install 'stepwire[ray]')")
+    try:
+        return RayCluster.start(**options)
+    except ServiceUnavailable as missing:
+        _unavailable(str(missing))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    """The session's cluster: ``stepwire_head`` on 127.0.0.2, ``stepwire_worker`` on .3."""
+    with start_cluster_or_skip() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def ray_driver_env(ray_cluster: RayCluster) -> dict[str, str]:
+    """The environment of a driver process of the session's cluster."""
+    return ray_cluster.driver_env()
+
+
+@pytest.fixture
+def own_ray_cluster() -> Iterator[Callable[..., RayCluster]]:
+    """Starts clusters of the test's own, as ``own_ray_cluster(**start_options)``.
+
+    They are stopped when the test ends, however it ends.
+    """
+    started: list[RayCluster] = []
+
+    def start(**options: Any) -> RayCluster:
+        cluster = start_cluster_or_skip(**options)
+        started.append(cluster)
+        return cluster
+
+    yield start
+    for cluster in reversed(started):
+        cluster.stop()
