@@ -24,7 +24,9 @@ from ml_metadata.proto import metadata_store_pb2
 
 from stepwire.artifacts import DataArtifact
 from stepwire.materializers import BuiltInMaterializer
+from stepwire.orchestrators import BaseOrchestrator, RuntimeConfiguration, StepOutcome
 from stepwire.runs import RunReader, RunRecord, StepRecord
+from stepwire.step_launcher import launch_step
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "python" / "examples"
@@ -193,3 +195,24 @@ class StackDir:
         artifact = DataArtifact()
         artifact.uri = self.output_uri(run, step, output)
         return BuiltInMaterializer(artifact).handle_input(data_type)
+
+
+class InProcessOrchestrator(BaseOrchestrator):
+    """Runs every step in this process, in order, through the one launch path.
+
+    Returns the outcomes by step name. Unlike ``local`` it prints nothing and
+    raises the step's own exception.
+    """
+
+    def prepare_or_run_pipeline(
+        self,
+        sorted_list_of_steps: list[Any],
+        pipeline: Any,
+        pb2_pipeline: Any,
+        stack: Any,
+        runtime_configuration: RuntimeConfiguration,
+    ) -> dict[str, StepOutcome]:
+        return {
+            s.name: launch_step(s, runtime_configuration.run_name, pb2_pipeline, stack).outcome
+            for s in sorted_list_of_steps
+        }

@@ -10,10 +10,10 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import fsspec
 import pytest
+from stepwire_testkit import InProcessOrchestrator
 from tfx.dsl.io import fileio, filesystem
 
 from stepwire import io_utils
@@ -25,11 +25,10 @@ from stepwire.artifact_filesystem import (
 from stepwire.artifact_store import ArtifactStore
 from stepwire.exceptions import InfrastructureError
 from stepwire.metadata_store import SQLiteMetadataStore
-from stepwire.orchestrators import BaseOrchestrator, RuntimeConfiguration, StepOutcome
-from stepwire.pipelines import BasePipeline, pipeline
+from stepwire.orchestrators import StepOutcome
+from stepwire.pipelines import pipeline
 from stepwire.runs import RunReader
 from stepwire.stack import Stack
-from stepwire.step_launcher import launch_step
 from stepwire.steps import BaseStep, step
 
 
@@ -48,23 +47,6 @@ def total(values: list, fail: bool = False) -> int:  # type: ignore[type-arg]
 @pipeline
 def summing(numbers: BaseStep, total: BaseStep) -> None:
     total(values=numbers())
-
-
-class InProcessOrchestrator(BaseOrchestrator):
-    """Launches each step in this process (memory:// is per process)."""
-
-    def prepare_or_run_pipeline(
-        self,
-        sorted_list_of_steps: list[BaseStep],
-        pipeline: BasePipeline,
-        pb2_pipeline: Any,
-        stack: Stack,
-        runtime_configuration: RuntimeConfiguration,
-    ) -> dict[str, StepOutcome]:
-        return {
-            s.name: launch_step(s, runtime_configuration.run_name, pb2_pipeline, stack).outcome
-            for s in sorted_list_of_steps
-        }
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 from ml_metadata.proto import metadata_store_pb2
+from stepwire_testkit import InProcessOrchestrator
 
 from stepwire import constants, io_utils
 from stepwire.artifact_store import ArtifactStore
@@ -23,7 +24,7 @@ from stepwire.exceptions import (
 )
 from stepwire.materializers import BaseMaterializer, BuiltInMaterializer
 from stepwire.metadata_store import SQLiteMetadataStore
-from stepwire.orchestrators import BaseOrchestrator, RuntimeConfiguration, StepOutcome
+from stepwire.orchestrators import StepOutcome
 from stepwire.pipelines import BasePipeline, pipeline
 from stepwire.pipelines.dehydrate import dehydrate
 from stepwire.stack import Stack
@@ -104,23 +105,6 @@ def point_pipeline(maker, measurer, reporter):
 @pipeline
 def single(only):
     only()
-
-
-class InProcessOrchestrator(BaseOrchestrator):
-    """Runs every step in this process, in order; returns the outcomes."""
-
-    def prepare_or_run_pipeline(
-        self,
-        sorted_list_of_steps: list[BaseStep],
-        pipeline: BasePipeline,
-        pb2_pipeline: Any,
-        stack: Stack,
-        runtime_configuration: RuntimeConfiguration,
-    ) -> dict[str, StepOutcome]:
-        return {
-            s.name: launch_step(s, runtime_configuration.run_name, pb2_pipeline, stack).outcome
-            for s in sorted_list_of_steps
-        }
 
 
 @pytest.fixture
