@@ -132,3 +132,16 @@ def test_an_object_store_that_cannot_be_reached_is_infrastructure() -> None:
     assert exit_codes.classify(ValueError("bad data")) is FailureKind.STEP_FAILED
     no_credentials = botocore_exceptions.NoCredentialsError()
     assert exit_codes.classify(_raised(no_credentials)) is FailureKind.STEP_FAILED
+
+
+def test_which_metadata_errors_the_guard_retries() -> None:
+    from ml_metadata import errors
+
+    from stepwire.mlmd_guard import is_transient
+
+    duplicate = "duplicate key value violates unique constraint"
+    # TFX reads the existing row after AlreadyExists: retrying it only fails 8 times.
+    assert not is_transient(errors.AlreadyExistsError(f"Given node already exists: {duplicate}"))
+    assert is_transient(errors.InternalError(f"query failed: {duplicate}"))
+    assert is_transient(errors.AbortedError("Deadlock found when trying to get lock"))
+    assert not is_transient(errors.InvalidArgumentError("bad"))

@@ -148,6 +148,11 @@ def is_transient(error: BaseException) -> bool:
     """
     if isinstance(error, MetadataClientError):
         return error.transient
+    if isinstance(error, mlmd_errors.AlreadyExistsError):
+        # TFX handles this one itself (it reads the row another process just
+        # created); on a server its text quotes the database's "duplicate key",
+        # which is transient only while the schema is created, at open.
+        return "concurrent creation of the same context" in str(error).lower()
     if isinstance(error, mlmd_errors.AbortedError):
         return True
     if not isinstance(error, (mlmd_errors.StatusError, RuntimeError)):
