@@ -152,6 +152,9 @@ def write_whole(uri: str, *, durable: bool = False) -> Iterator[IO[bytes]]:
             discard = getattr(remote, "discard", None)
             if callable(discard):
                 discard()
+            # Marked closed, so that garbage collection does not close (commit) it.
+            with contextlib.suppress(AttributeError):
+                remote.closed = True
             raise
         remote.close()
         return
