@@ -469,9 +469,20 @@ class _Database(Service):
             "STEPWIRE_METADATA_PASSWORD": self.password,
         }
 
-    @abc.abstractmethod
     def metadata_connection_config(self, database: str) -> Any:
-        """Returns an ML Metadata ``ConnectionConfig`` for a database over TCP."""
+        """Returns an ML Metadata ``ConnectionConfig`` for a database over TCP.
+
+        Built by stepwire's own store from :meth:`environment`, so the smoke tests
+        connect exactly as a step process does.
+
+        Args:
+            database: The database's name; ML Metadata creates it if it is missing.
+        """
+        from stepwire.metadata_store import metadata_store_from_config
+        from stepwire.stack_config import load_stack_config
+
+        config = load_stack_config(environ={"STEPWIRE_CONFIG": "", **self.environment(database)})
+        return metadata_store_from_config(config.metadata_store).get_tfx_metadata_config()
 
 
 class MariaDB(_Database):
@@ -602,20 +613,6 @@ class MariaDB(_Database):
         name = _checked_name(name or self.unique_database_name())
         self.sql(f"CREATE DATABASE `{name}`")
         return name
-
-    def metadata_connection_config(self, database: str) -> Any:
-        """Returns an ML Metadata ``ConnectionConfig`` for a database over TCP.
-
-        Args:
-            database: The database's name; ML Metadata creates it if it is missing.
-        """
-        config = _metadata_protos().ConnectionConfig()
-        config.mysql.host = self.host
-        config.mysql.port = self.port
-        config.mysql.database = _checked_name(database)
-        config.mysql.user = self.user
-        config.mysql.password = self.password
-        return config
 
 
 class PostgreSQL(_Database):
@@ -768,20 +765,6 @@ class PostgreSQL(_Database):
         name = _checked_name(name or self.unique_database_name())
         self.sql(f'CREATE DATABASE "{name}" OWNER {self.user}')
         return name
-
-    def metadata_connection_config(self, database: str) -> Any:
-        """Returns an ML Metadata ``ConnectionConfig`` for a database over TCP.
-
-        Args:
-            database: The database's name; ML Metadata creates it if it is missing.
-        """
-        config = _metadata_protos().ConnectionConfig()
-        config.postgresql.host = self.host
-        config.postgresql.port = str(self.port)  # a string field in ML Metadata's proto
-        config.postgresql.dbname = _checked_name(database)
-        config.postgresql.user = self.user
-        config.postgresql.password = self.password
-        return config
 
     def _after_exit(self, *, forced: bool) -> None:
         if forced:
@@ -1029,14 +1012,6 @@ def _postgres_bin_dirs() -> Iterator[Path]:
                 [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
             ).stdout
             yield Path(out.strip())
-
-
-def _metadata_protos() -> Any:
-    # Imported when asked for, so that the servers need no ML Metadata; the generated
-    # module's messages are not visible to mypy.
-    from ml_metadata.proto import metadata_store_pb2
-
-    return metadata_store_pb2
 
 
 def _free_ports(host: str, count: int) -> list[int]:
