@@ -115,8 +115,11 @@ def _runs_show(options: argparse.Namespace) -> int:
         cached = "yes" if step.cached else "no"
         print(
             f"  step {step.step}: {step.status}, cached {cached}, "
-            f"start {_time(step.start)}, end {_time(step.end)}, {step.duration:.2f}s"
+            f"start {_time(step.start)}, end {_time(step.end)}, {step.duration:.2f}s, "
+            f"attempt {step.attempt}" + (f" on {step.node}" if step.node else "")
         )
+        if len(step.history) > 1:
+            print(f"    attempts: {'; '.join(step.history)}")
         for artifact in step.outputs:
             print(f"    output {artifact.output} ({artifact.type_name}): {artifact.uri}")
     return EXIT_OK

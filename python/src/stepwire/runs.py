@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stepwire import _protos
+from stepwire.attempts import HISTORY_PROPERTY, NODE_PROPERTY, attempt_of
 from stepwire.mlmd_guard import list_all
 
 _PIPELINE = "pipeline"
@@ -41,6 +42,9 @@ class StepRecord:
         start: When the execution was registered.
         end: When it was last updated.
         outputs: Its output artifacts.
+        attempt: Which launch of the step in the run its last attempt was (from 1).
+        node: Where its last attempt ran ("" if not recorded).
+        history: Its last attempts, ``"N on NODE: STATE"``, oldest first.
     """
 
     step: str
@@ -48,6 +52,9 @@ class StepRecord:
     start: dt.datetime
     end: dt.datetime
     outputs: tuple[ArtifactRecord, ...]
+    attempt: int = 1
+    node: str = ""
+    history: tuple[str, ...] = ()
 
     @property
     def cached(self) -> bool:
@@ -97,6 +104,11 @@ class RunRecord:
 
 def _time(milliseconds: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(milliseconds / 1000, tz=dt.timezone.utc)
+
+
+def _string_property(execution: Any, name: str) -> str:
+    value = execution.custom_properties.get(name)
+    return str(value.string_value) if value is not None else ""
 
 
 def _status(execution: Any) -> str:
@@ -163,6 +175,26 @@ class RunReader:
         Returns:
             The status, or None if the step has no execution in that run.
         """
+        latest = self._latest_execution(run_name, pipeline, step)
+        return None if latest is None else _status(latest)
+
+    def step_attempt(self, run_name: str, pipeline: str, step: str) -> tuple[int, str] | None:
+        """Which attempt one step's latest execution in a run is, and where it ran.
+
+        Args:
+            run_name: The run name.
+            pipeline: The pipeline name.
+            step: The step name.
+
+        Returns:
+            ``(attempt, node)``, or None if the step has no execution in that run.
+        """
+        latest = self._latest_execution(run_name, pipeline, step)
+        if latest is None:
+            return None
+        return attempt_of(latest), _string_property(latest, NODE_PROPERTY)
+
+    def _latest_execution(self, run_name: str, pipeline: str, step: str) -> Any:
         run = self._store.get_context_by_type_and_name(_PIPELINE_RUN, run_name)
         node = self._store.get_context_by_type_and_name(_NODE, f"{pipeline}.{step}")
         if run is None or node is None:
@@ -171,8 +203,7 @@ class RunReader:
         executions = [e for e in self._executions_of(node.id) if e.id in in_run]
         if not executions:
             return None
-        latest = max(executions, key=lambda e: (e.last_update_time_since_epoch, e.id))
-        return _status(latest)
+        return max(executions, key=lambda e: (e.last_update_time_since_epoch, e.id))
 
     def _run(self, run_context: Any) -> RunRecord:
         type_names = self._context_type_names()
@@ -195,6 +226,11 @@ class RunReader:
                     start=_time(execution.create_time_since_epoch),
                     end=_time(execution.last_update_time_since_epoch),
                     outputs=self._outputs(execution.id),
+                    attempt=attempt_of(execution),
+                    node=_string_property(execution, NODE_PROPERTY),
+                    history=tuple(
+                        e for e in _string_property(execution, HISTORY_PROPERTY).split("; ") if e
+                    ),
                 )
             )
         steps.sort(key=lambda s: (s.start, s.step))

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stepwire import _protos, io_utils
+from stepwire import _protos, attempts, io_utils
 from stepwire.exceptions import (
     DuplicateRunNameError,
     InfrastructureError,
@@ -182,9 +182,14 @@ def launch_step(
     )
     if before_launch is not None:
         before_launch(node)
-    logger.info("Step '%s' of run '%s' starting.", step.name, run_name)
+    attempt = attempts.next_attempt(previous)
+    logger.info("Step '%s' of run '%s' starting (attempt %d).", step.name, run_name, attempt)
     start = time.monotonic()
-    execution_info = _run_launcher(step_launcher, stack, mlmd, node)
+    execution_info = None
+    try:
+        execution_info = _run_launcher(step_launcher, stack, mlmd, node)
+    finally:
+        _record_attempt(mlmd, node, execution_info, attempt)
     duration = time.monotonic() - start
 
     if execution_info is None or execution_info.execution_id is None:
@@ -254,6 +259,30 @@ def _run_launcher(
         raise
     finally:
         stack.cleanup_step_run()
+
+
+def _record_attempt(
+    mlmd: GuardedMetadata, node: _protos.PipelineNode, execution_info: Any, attempt: int
+) -> None:
+    """Records the attempt's number and node on its execution, once it has ended.
+
+    Best effort: when ML Metadata cannot be written the launch has already failed
+    or succeeded, and that outcome, not this record, is what the step reports.
+    """
+    execution_id = getattr(execution_info, "execution_id", None)
+    try:
+        with mlmd as m:
+            if execution_id is not None:
+                executions = list(m.store.get_executions_by_id([execution_id]))
+            else:
+                # The launch raised: the execution it registered is the node's newest.
+                executions = sorted(_executions_of_node_in_run(m, node), key=lambda e: e.id)[-1:]
+            for execution in executions:
+                attempts.record_attempt(execution, attempt, attempts.this_node())
+            if executions:
+                m.store.put_executions(executions)
+    except Exception as e:  # the outcome of the launch matters more than this record
+        logger.warning("Could not record attempt %d in ML Metadata: %s", attempt, e)
 
 
 def _bound_node(pipeline: _protos.Pipeline, node_id: str) -> _protos.PipelineNode:

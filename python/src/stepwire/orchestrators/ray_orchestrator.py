@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stepwire import io_utils
+from stepwire.attempts import ENV_NODE
 from stepwire.exceptions import StackConfigError, StepwireError
 from stepwire.orchestrators.base_orchestrator import BaseOrchestrator, RuntimeConfiguration
 from stepwire.orchestrators.progress import PipelineRunFailedError, ProgressReporter, RunSummary
@@ -122,6 +123,8 @@ def run_step_attempts(
         if previous.code != 0:
             failed = previous.skipped_because or previous.step
             return StepAttempts(step, None, 0, node_ip, 0.0, b"", failed)
+    # The step process records the node on its execution (stepwire.attempts).
+    env = {**env, ENV_NODE: node_ip}
     start = time.monotonic()
     attempts, code, log = 0, 0, b""
     while True:
@@ -350,6 +353,18 @@ class _Run:
     logs: Path
     progress: ProgressReporter
 
+    def _attempt(self, result: StepAttempts) -> int:
+        """The attempt ML Metadata recorded, else the task's own count.
+
+        The recorded one also counts the launches Ray made after a node was lost.
+        """
+        from stepwire.runs import RunReader
+
+        recorded = RunReader(self.stack.metadata_store.open_store()).step_attempt(
+            self.run_name, self.pipeline_name, result.step
+        )
+        return recorded[0] if recorded is not None else result.attempts
+
     def report(self, result: StepAttempts) -> None:
         """Writes the step's log, judges its exit against ML Metadata, prints its line."""
         if result.code is None:
@@ -368,7 +383,7 @@ class _Run:
             code=result.code,
             log=log,
         )
-        where = f"on {result.node_ip}, attempt {result.attempts}"
+        where = f"on {result.node_ip}, attempt {self._attempt(result)}"
         self.progress.finished(result.step, status, result.seconds, error, where)
         if status == "failed":
             print_tail(log)
