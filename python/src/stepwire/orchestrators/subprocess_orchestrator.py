@@ -30,6 +30,7 @@ from stepwire.orchestrators.step_processes import (
     print_tail,
     step_environment,
 )
+from stepwire.steps.resources import RETRYABLE_EXIT_CODES
 
 if TYPE_CHECKING:
     from stepwire._protos import Pipeline as Pb2Pipeline
@@ -135,8 +136,9 @@ class SubprocessOrchestrator(BaseOrchestrator):
         progress = ProgressReporter(summary, width)
         progress.header(self.max_parallel)
 
-        pending = [step.name for step in sorted_list_of_steps]
-        running: dict[Future[tuple[int, float]], str] = {}
+        steps = {step.name: step for step in sorted_list_of_steps}
+        pending = list(steps)
+        running: dict[Future[tuple[int, float, int]], str] = {}
         with ThreadPoolExecutor(max_workers=self.max_parallel) as pool:
             while pending or running:
                 for name in list(pending):
@@ -154,18 +156,22 @@ class SubprocessOrchestrator(BaseOrchestrator):
                         pending.remove(name)
                         progress.started(name)
                         log = logs / f"{name}.log"
-                        running[pool.submit(_run_process, commands[name], env, log)] = name
+                        retries = steps[name].RETRIES
+                        running[pool.submit(_run_attempts, commands[name], env, log, retries)] = (
+                            name
+                        )
                 if not running:
                     continue
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in done:
                     name = running.pop(future)
-                    code, seconds = future.result()
+                    code, seconds, attempts = future.result()
                     log = logs / f"{name}.log"
                     status, error = judge_exit(
                         stack, pipeline.name, run_name, name, code=code, log=log
                     )
-                    progress.finished(name, status, seconds, error)
+                    where = f"attempt {attempts}" if attempts > 1 else ""
+                    progress.finished(name, status, seconds, error, where)
                     if status == "failed":
                         print_tail(log)
         progress.footer()
@@ -174,10 +180,24 @@ class SubprocessOrchestrator(BaseOrchestrator):
         return summary
 
 
-def _run_process(command: list[str], env: dict[str, str], log: Path) -> tuple[int, float]:
+def _run_attempts(
+    command: list[str], env: dict[str, str], log: Path, retries: int
+) -> tuple[int, float, int]:
+    """Runs a step process, again while it exits 70 or 75 and ``retries`` allow.
+
+    Returns:
+        The last exit code, the wall time of all attempts, and how many there were.
+        The last attempt's log is ``log``; an earlier one's is kept beside it as
+        ``<step>.attempt-<n>.log``.
+    """
     start = time.monotonic()
-    # A step's log may hold user data: owner and group only, like its outputs.
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, io_utils.FILE_MODE)
-    with os.fdopen(fd, "wb") as output:
-        code = subprocess.call(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-    return code, time.monotonic() - start
+    attempts = 0
+    while True:
+        attempts += 1
+        # A step's log may hold user data: owner and group only, like its outputs.
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, io_utils.FILE_MODE)
+        with os.fdopen(fd, "wb") as output:
+            code = subprocess.call(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        if code not in RETRYABLE_EXIT_CODES or attempts > retries:
+            return code, time.monotonic() - start, attempts
+        log.replace(log.with_name(f"{log.stem}.attempt-{attempts}.log"))
