@@ -8,11 +8,17 @@ them runs on that node.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from stepwire_ray_cluster import FAST_NODE_FAILURE_DETECTION, RayCluster
 from stepwire_testkit import StackDir, explain
 
 from stepwire.metadata_store import metadata_store_from_config
@@ -78,6 +84,51 @@ UNPLACEABLE = textwrap.dedent(
 
 
     lost_pipeline = lost(nowhere=nowhere())
+    """
+)
+
+
+# Two steps that each take the one "slot" a node offers, so one runs on each node;
+# each says where it started, then holds until the test lets it go.
+HOLDING = textwrap.dedent(
+    """
+    import os
+    import pathlib
+    import time
+
+    from stepwire.pipelines import pipeline
+    from stepwire.steps import Resources, step
+
+
+    def _hold(name: str) -> None:
+        folder = pathlib.Path(os.environ["HOLD_FOLDER"])
+        (folder / f"started-{name}-{os.environ['STEPWIRE_NODE']}").touch()
+        deadline = time.monotonic() + 120
+        while not (folder / "go").exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("nobody let the step go")
+            time.sleep(0.1)
+
+
+    @step(resources=Resources(custom={"slot": 1}))
+    def left() -> int:
+        _hold("left")
+        return 1
+
+
+    @step(resources=Resources(custom={"slot": 1}))
+    def right() -> int:
+        _hold("right")
+        return 2
+
+
+    @pipeline
+    def holding(left, right):
+        left()
+        right()
+
+
+    holding_pipeline = holding(left=left(), right=right())
     """
 )
 
@@ -176,3 +227,69 @@ def test_a_step_no_node_can_run_is_one_line_after_the_wait(ray_stack: RayStack) 
     assert line.startswith("stepwire: step 'nowhere' needs stepwire_nowhere=1"), line
     assert "after 2s (STEPWIRE_RAY_RESOURCE_WAIT)" in line
     assert "stepwire_worker=100" in line
+
+
+def test_a_step_whose_node_dies_mid_step_is_retried_on_the_other_node(
+    tmp_path: Path,
+    own_ray_cluster: Callable[..., RayCluster],
+    mariadb: Any,
+    s3_server: Any,
+    s3_bucket: str,
+) -> None:
+    cluster = own_ray_cluster(
+        node_env=FAST_NODE_FAILURE_DETECTION,
+        head_resources={"stepwire_head": 100, "slot": 1},
+        worker_resources={"stepwire_worker": 100, "slot": 1},
+    )
+    (tmp_path / "holding_pipeline.py").write_text(HOLDING)
+    stack = RayStack(
+        tmp_path,
+        {
+            **cluster.environment(),
+            **mariadb.environment(mariadb.unique_database_name()),
+            **s3_server.environment(),
+            "STEPWIRE_ARTIFACT_STORE": f"s3://{s3_bucket}/artifacts",
+        },
+    )
+    holds = tmp_path / "holds"
+    holds.mkdir()
+    target = f"{tmp_path}/holding_pipeline.py:holding_pipeline"
+    with (tmp_path / "run.out").open("w") as out, (tmp_path / "run.err").open("w") as err:
+        run = subprocess.Popen(
+            [sys.executable, "-m", "stepwire", "run", target, "--run-name", "node-lost"],
+            cwd=tmp_path,
+            env=stack.env(HOLD_FOLDER=str(holds)),
+            stdout=out,
+            stderr=err,
+        )
+    try:
+        started = _wait_for(lambda: sorted(p.name for p in holds.iterdir()), count=2)
+        [on_worker] = [name.split("-")[1] for name in started if name.endswith("127.0.0.3")]
+        cluster.kill_worker_raylet()
+        # Ray notices the dead node within about 1.5 s and resubmits the step's task,
+        # which waits for the head's slot: let the steps finish.
+        time.sleep(3)
+        (holds / "go").touch()
+        code = run.wait(timeout=180)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    stdout, stderr = (tmp_path / "run.out").read_text(), (tmp_path / "run.err").read_text()
+    why = f"exit {code}\n--- stdout\n{stdout[-4000:]}\n--- stderr\n{stderr[-4000:]}"
+    assert code == 0, why
+    assert "run succeeded: 2 steps: 2 completed" in stdout, why
+    assert "(on 127.0.0.2, attempt 2)" in _line(stdout, on_worker), why
+    assert f"started-{on_worker}-127.0.0.2" in os.listdir(holds)
+
+    record = stack.step_record("node-lost", on_worker)
+    assert (record.status, record.attempt, record.node) == ("completed", 2, "127.0.0.2")
+    assert record.history[-1] == "2 on 127.0.0.2: COMPLETE", record.history
+
+
+def _wait_for(names: Callable[[], list[str]], count: int, timeout: float = 120) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while len(found := names()) < count:
+        assert time.monotonic() < deadline, f"only {found} after {timeout}s"
+        time.sleep(0.1)
+    return found
