@@ -7,8 +7,9 @@ import math
 import pytest
 
 from stepwire.exceptions import StepInterfaceError
-from stepwire.orchestrators.ray_orchestrator import NODE_LOSS_RETRIES, task_options
+from stepwire.orchestrators.ray_orchestrator import task_options
 from stepwire.steps import Resources, step
+from stepwire.steps.resources import NODE_LOSS_RETRIES
 
 
 @step(resources=Resources(cpus=0.5, memory=2**30, custom={"stepwire_worker": 1}), retries=2)

@@ -7,9 +7,18 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stepwire.exceptions import StepwireError
+from stepwire.kubernetes.settings import (
+    DEFAULT_ACCELERATOR_LABEL,
+    DEFAULT_SECRET,
+    DEFAULT_WORKDIR,
+    KINDS,
+)
+
+if TYPE_CHECKING:
+    from stepwire.pipelines.base_pipeline import BasePipeline
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -48,17 +57,24 @@ def _load_target(target: str) -> Any:
         raise StepwireError(f"{location!r} has no attribute {name!r}") from None
 
 
-def _run(options: argparse.Namespace) -> int:
-    from stepwire.orchestrators.progress import PipelineRunFailedError
-    from stepwire.orchestrators.registry import get_orchestrator_class
+def _pipeline(target: str) -> BasePipeline:
+    """The pipeline ``FILE_OR_MODULE:PIPELINE`` names (a pipeline, or a factory of one)."""
     from stepwire.pipelines.base_pipeline import BasePipeline
-    from stepwire.stack import get_active_stack
 
-    pipeline = _load_target(options.target)
+    pipeline = _load_target(target)
     if callable(pipeline) and not isinstance(pipeline, BasePipeline):
         pipeline = pipeline()
     if not isinstance(pipeline, BasePipeline):
-        raise StepwireError(f"{options.target!r} is not a pipeline (got {type(pipeline).__name__})")
+        raise StepwireError(f"{target!r} is not a pipeline (got {type(pipeline).__name__})")
+    return pipeline
+
+
+def _run(options: argparse.Namespace) -> int:
+    from stepwire.orchestrators.progress import PipelineRunFailedError
+    from stepwire.orchestrators.registry import get_orchestrator_class
+    from stepwire.stack import get_active_stack
+
+    pipeline = _pipeline(options.target)
     stack = get_active_stack()
     if options.orchestrator:
         stack.orchestrator = get_orchestrator_class(options.orchestrator)()
@@ -66,6 +82,40 @@ def _run(options: argparse.Namespace) -> int:
         stack.orchestrator.run(pipeline, run_name=options.run_name, stack=stack)
     except PipelineRunFailedError:
         return EXIT_FAILED
+    return EXIT_OK
+
+
+def _manifests(options: argparse.Namespace) -> int:
+    from stepwire.kubernetes.render import manifests, to_yaml
+    from stepwire.kubernetes.settings import ClusterSettings
+    from stepwire.orchestrators.base_orchestrator import default_run_name
+    from stepwire.stack import get_active_stack
+
+    settings = ClusterSettings(
+        image=options.image,
+        namespace=options.namespace,
+        secret=options.secret,
+        workdir=options.workdir,
+        service_account=options.service_account,
+        accelerator_label=options.accelerator_label,
+    )
+    pipeline = _pipeline(options.target)
+    run_name = options.run_name or default_run_name(pipeline.name)
+    objects = manifests(
+        options.kind,
+        options.target,
+        pipeline,
+        stack=get_active_stack(),
+        run_name=run_name,
+        settings=settings,
+        workers=options.workers,
+    )
+    text = to_yaml(objects)
+    if options.output:
+        Path(options.output).write_text(text, encoding="utf-8")
+        print(f"wrote {len(objects)} object(s) for run {run_name} to {options.output}")
+    else:
+        sys.stdout.write(text)
     return EXIT_OK
 
 
@@ -138,7 +188,7 @@ def _args_explain(options: argparse.Namespace) -> int:
 
     try:
         if options.from_file:
-            argv = argv_from_file(Path(options.from_file))
+            argv = argv_from_file(Path(options.from_file), options.step)
         else:
             words = list(options.argv)
             argv = strip_command(words[1:] if words[:1] == ["--"] else words)
@@ -193,6 +243,40 @@ def build_parser() -> argparse.ArgumentParser:
         "init",
         help="create the database and ML Metadata's schema, if missing, before any step runs",
     ).set_defaults(handler=_metadata_init)
+    kube = commands.add_parser(
+        "manifests",
+        help="write the Kubernetes objects that run a pipeline on a cluster",
+        description=(
+            "Writes an Argo Workflow (argo), a Job per step (jobs) or a KubeRay RayJob "
+            "(rayjob) for one run of a pipeline on the active stack, which pods must be "
+            "able to share (a database server, an object store). Credentials come from "
+            "a Secret, never from the manifest."
+        ),
+    )
+    kube.add_argument("kind", choices=KINDS)
+    kube.add_argument("target", metavar="FILE_OR_MODULE:PIPELINE")
+    kube.add_argument("--image", required=True, help="image with stepwire and the pipeline")
+    kube.add_argument("--run-name", help="name of the run (default: pipeline and time)")
+    kube.add_argument("--namespace", help="namespace of every object (default: kubectl's)")
+    kube.add_argument(
+        "--secret",
+        default=DEFAULT_SECRET,
+        help=f"Secret whose keys become the pods' variables (default: {DEFAULT_SECRET})",
+    )
+    kube.add_argument(
+        "--workdir",
+        default=DEFAULT_WORKDIR,
+        help=f"folder in the image the pipeline imports from (default: {DEFAULT_WORKDIR})",
+    )
+    kube.add_argument("--service-account", help="the pods' service account")
+    kube.add_argument(
+        "--accelerator-label",
+        default=DEFAULT_ACCELERATOR_LABEL,
+        help=f"node label accelerator_type must match (default: {DEFAULT_ACCELERATOR_LABEL})",
+    )
+    kube.add_argument("--workers", type=int, default=1, help="RayJob worker pods (default 1)")
+    kube.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
+    kube.set_defaults(handler=_manifests)
     args = commands.add_parser("args", help="read a step's command line")
     args_commands = args.add_subparsers(dest="args_command", required=True)
     explain = args_commands.add_parser(
@@ -208,7 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--from-file",
         metavar="FILE",
-        help="an argv as a JSON list, or a Kubernetes pod/job/container spec (YAML or JSON)",
+        help=(
+            "an argv as a JSON list, or Kubernetes objects (YAML or JSON): a pod, a job, "
+            "a container spec, an Argo Workflow, or several (stepwire manifests)"
+        ),
+    )
+    explain.add_argument(
+        "--step",
+        metavar="STEP",
+        help="with --from-file: the step to decode, when the file holds several",
     )
     explain.add_argument("argv", nargs=argparse.REMAINDER, metavar="ARGV")
     explain.set_defaults(handler=_args_explain)

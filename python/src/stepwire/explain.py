@@ -16,6 +16,7 @@ from stepwire.entrypoints import codec
 from stepwire.entrypoints.step_entrypoint_configuration import (
     DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND,
 )
+from stepwire.kubernetes.settings import STEP_ANNOTATION
 
 ENTRYPOINT_MODULE = DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND[-1]
 REDACTED = "<redacted: sensitive>"
@@ -26,20 +27,25 @@ class ExplainInputError(ValueError):
     """The file or argv given to ``explain`` is not a command line of a step."""
 
 
-def argv_from_file(path: Path) -> list[str]:
-    """Reads an argv from a JSON list or a Kubernetes object (YAML or JSON).
+def argv_from_file(path: Path, step: str | None = None) -> list[str]:
+    """Reads an argv from a JSON list or Kubernetes objects (YAML or JSON).
 
-    A Pod, a Job (or anything with ``spec.template.spec``) or a bare container
-    spec are accepted; the first container's ``command`` and ``args`` are joined.
+    A Pod, a Job (or anything with ``spec.template.spec``), a bare container spec,
+    an Argo Workflow (each template with a container is a step), or several of
+    them in one YAML stream (``stepwire manifests jobs``) are accepted; a
+    container's ``command`` and ``args`` are joined.
 
     Args:
         path: The file.
+        step: Which step, when the file holds several: its name (the
+            ``stepwire.dev/step`` annotation) or its Kubernetes name.
 
     Returns:
         The arguments after the entrypoint command.
 
     Raises:
-        ExplainInputError: If no command line can be found in it.
+        ExplainInputError: If no command line can be found in it, or ``step`` names
+            none of its steps, or it holds several and ``step`` is not given.
     """
     try:
         with path.open("rb") as file:
@@ -53,23 +59,79 @@ def argv_from_file(path: Path) -> list[str]:
     except UnicodeDecodeError as exc:
         raise ExplainInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
-        document = yaml.safe_load(text)
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         problem = " ".join(str(exc).split())
         raise ExplainInputError(f"{path}: cannot read it as JSON or YAML: {problem}") from None
     except RecursionError:
         raise ExplainInputError(f"{path}: nested too deeply to be a step spec") from None
-    if isinstance(document, list) and all(isinstance(item, str) for item in document):
-        return strip_command(document)
-    container = _first_container(document)
-    if container is None:
+    if len(documents) == 1 and _is_argv(documents[0]):
+        return strip_command(documents[0])
+    specs = [spec for document in documents for spec in _step_specs(document)]
+    if not specs:
         raise ExplainInputError(
             f"{path}: neither a JSON list of strings nor a Kubernetes pod, job or container spec"
         )
+    container = _pick(path, specs, step)
     words = [*(container.get("command") or []), *(container.get("args") or [])]
     if not all(isinstance(word, str) for word in words):
         raise ExplainInputError(f"{path}: the container's command and args are not all strings")
     return strip_command(words)
+
+
+def _is_argv(document: Any) -> bool:
+    return isinstance(document, list) and all(isinstance(item, str) for item in document)
+
+
+def _step_names(document: Any) -> tuple[str, ...]:
+    """The step's name and Kubernetes name, from ``stepwire manifests``' metadata."""
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    found = []
+    for key in ("annotations", "labels"):
+        entries = metadata.get(key) if isinstance(metadata, dict) else None
+        value = entries.get(STEP_ANNOTATION) if isinstance(entries, dict) else None
+        found.append(value if isinstance(value, str) else "")
+    return tuple(found)
+
+
+def _step_specs(document: Any) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """The containers of one object, each with the names its step goes by."""
+    if isinstance(document, dict) and document.get("kind") == "Workflow":
+        spec = document.get("spec")
+        templates = spec.get("templates") if isinstance(spec, dict) else None
+        found: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+        for template in templates if isinstance(templates, list) else []:
+            if isinstance(template, dict) and isinstance(template.get("container"), dict):
+                known = (*_step_names(template), str(template.get("name", "")))
+                found.append((known, template["container"]))
+        return found
+    container = _first_container(document)
+    if container is None:
+        return []
+    names: tuple[str, ...] = ()
+    if isinstance(document, dict):
+        spec = document.get("spec")
+        template = spec.get("template") if isinstance(spec, dict) else None
+        metadata = document.get("metadata")
+        name = metadata.get("name", "") if isinstance(metadata, dict) else ""
+        names = (*_step_names(template), *_step_names(document), str(name))
+    return [(names, container)]
+
+
+def _pick(
+    path: Path, specs: list[tuple[tuple[str, ...], dict[str, Any]]], step: str | None
+) -> dict[str, Any]:
+    """The container of the step asked for, or the only one."""
+    if step is not None:
+        for names, container in specs:
+            if step in names:
+                return container
+    elif len(specs) == 1:
+        return specs[0][1]
+    known = ", ".join(next((n for n in names if n), "?") for names, _ in specs)
+    if step is not None:
+        raise ExplainInputError(f"{path}: no step named {step!r} in it; it holds: {known}")
+    raise ExplainInputError(f"{path}: holds {len(specs)} steps ({known}); name one with --step")
 
 
 MAX_FILE_BYTES = 4 * 1024 * 1024

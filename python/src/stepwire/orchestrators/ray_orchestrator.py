@@ -41,7 +41,7 @@ from stepwire.orchestrators.step_processes import (
     step_environment,
 )
 from stepwire.orchestrators.subprocess_orchestrator import SubprocessEntrypointConfiguration
-from stepwire.steps.resources import RETRYABLE_EXIT_CODES, Resources
+from stepwire.steps.resources import NODE_LOSS_RETRIES, RETRYABLE_EXIT_CODES, Resources
 
 if TYPE_CHECKING:
     from stepwire._protos import Pipeline as Pb2Pipeline
@@ -53,9 +53,6 @@ ENV_RESOURCE_WAIT = "STEPWIRE_RAY_RESOURCE_WAIT"
 """Seconds to wait for a node that offers what a step asks for (default 30)."""
 
 DEFAULT_RESOURCE_WAIT = 30.0
-
-NODE_LOSS_RETRIES = 3
-"""How often Ray resubmits a step's task whose node (or worker process) died."""
 
 _MAX_LOG_BYTES = 4 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1

@@ -19,6 +19,10 @@ from stepwire.exceptions import StepInterfaceError
 RETRYABLE_EXIT_CODES = frozenset({70, 75})
 """``step_failed`` and ``infrastructure``: the exit codes a retry may cure (README)."""
 
+NODE_LOSS_RETRIES = 3
+"""How often an engine may launch again a step whose node (or pod) was lost, even a
+step without ``retries``: the ``ray`` orchestrator's ``max_retries``, Argo's limit."""
+
 
 def _non_negative(name: str, value: float | None) -> None:
     if value is None:
