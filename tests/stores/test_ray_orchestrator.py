@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from stepwire_ray_cluster import FAST_NODE_FAILURE_DETECTION, RayCluster
-from stepwire_testkit import StackDir, explain
+from stepwire_testkit import EXAMPLES, StackDir, explain
 
 from stepwire.metadata_store import metadata_store_from_config
 from stepwire.stack_config import load_stack_config
@@ -185,6 +185,25 @@ def test_steps_run_on_the_nodes_they_ask_for_then_from_the_cache(ray_stack: RayS
     assert "3 steps: 0 completed, 3 cached" in second.stdout
     uri = ray_stack.output_uri("spread-1", "join")
     assert uri.startswith("s3://")
+
+
+def test_the_demo_runs_across_both_nodes_then_fully_from_the_cache(ray_stack: RayStack) -> None:
+    target = f"{EXAMPLES}/wine_pipeline.py:wine_pipeline"
+    first = ray_stack.cli(
+        ["run", target, "--run-name", "demo-1"], ray_stack.root, STEPWIRE_RAY_SCHEDULING="SPREAD"
+    )
+    assert first.returncode == 0, explain(first)
+    assert "run succeeded: 8 steps: 8 completed" in first.stdout, explain(first)
+    nodes = {step.step: step.node for step in ray_stack.run_record("demo-1").steps}
+    print("where each step ran:", nodes)
+    assert set(nodes.values()) == {"127.0.0.2", "127.0.0.3"}, nodes
+    for step, node in nodes.items():
+        assert f"(on {node}, attempt 1)" in _line(first.stdout, step)
+    assert ray_stack.output_uri("demo-1", "report").startswith("s3://")
+
+    second = ray_stack.cli(["run", target, "--run-name", "demo-2"], ray_stack.root)
+    assert second.returncode == 0, explain(second)
+    assert "8 steps: 0 completed, 8 cached" in second.stdout, explain(second)
 
 
 def test_a_step_that_fails_with_70_is_retried_and_the_run_completes(

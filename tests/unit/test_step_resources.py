@@ -64,3 +64,18 @@ def test_ray_task_options() -> None:
     }
     assert task_options(Resources(gpus=1, accelerator_type="A100"))["num_gpus"] == 1
     assert task_options(Resources())["num_cpus"] == 1
+
+
+def test_the_ray_scheduling_strategy_is_checked_and_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stepwire.exceptions import StackConfigError
+    from stepwire.orchestrators.ray_orchestrator import ENV_SCHEDULING, RayOrchestrator
+
+    monkeypatch.delenv(ENV_SCHEDULING, raising=False)
+    assert RayOrchestrator().scheduling == "DEFAULT"
+    monkeypatch.setenv(ENV_SCHEDULING, "spread")
+    assert RayOrchestrator().scheduling == "SPREAD"
+    assert RayOrchestrator(scheduling="DEFAULT").scheduling == "DEFAULT"
+    with pytest.raises(StackConfigError, match=r"STEPWIRE_RAY_SCHEDULING='PACK': expected one"):
+        RayOrchestrator(scheduling="PACK")

@@ -54,6 +54,11 @@ ENV_RESOURCE_WAIT = "STEPWIRE_RAY_RESOURCE_WAIT"
 
 DEFAULT_RESOURCE_WAIT = 30.0
 
+ENV_SCHEDULING = "STEPWIRE_RAY_SCHEDULING"
+"""Ray's scheduling strategy for the steps' tasks: ``DEFAULT`` or ``SPREAD``."""
+
+SCHEDULING_STRATEGIES = ("DEFAULT", "SPREAD")
+
 _MAX_LOG_BYTES = 4 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 
@@ -236,7 +241,12 @@ def wait_until_placeable(steps: list[BaseStep], wait: float) -> None:
 class RayOrchestrator(BaseOrchestrator):
     """Runs each step as a Ray task on an existing cluster, or on a local one."""
 
-    def __init__(self, address: str | None = None, resource_wait: float | None = None) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        resource_wait: float | None = None,
+        scheduling: str | None = None,
+    ) -> None:
         """Creates the orchestrator.
 
         Args:
@@ -246,9 +256,22 @@ class RayOrchestrator(BaseOrchestrator):
                 apply.
             resource_wait: Seconds to wait for a node that offers what a step asks
                 for; by default ``$STEPWIRE_RAY_RESOURCE_WAIT`` or 30.
+            scheduling: Ray's strategy for the steps' tasks: ``DEFAULT`` (Ray packs
+                tasks on few nodes) or ``SPREAD`` (across the nodes, for steps that
+                each want a machine); by default ``$STEPWIRE_RAY_SCHEDULING`` or
+                ``DEFAULT``.
+
+        Raises:
+            StackConfigError: If ``scheduling`` is not one of those.
         """
         self.address = address
         self.resource_wait = _resource_wait() if resource_wait is None else resource_wait
+        chosen = scheduling or os.environ.get(ENV_SCHEDULING) or "DEFAULT"
+        if chosen.upper() not in SCHEDULING_STRATEGIES:
+            raise StackConfigError(
+                f"{ENV_SCHEDULING}={chosen!r}: expected one of {', '.join(SCHEDULING_STRATEGIES)}"
+            )
+        self.scheduling = chosen.upper()
 
     def prepare_or_run_pipeline(
         self,
@@ -309,7 +332,9 @@ class RayOrchestrator(BaseOrchestrator):
             for step in sorted_list_of_steps:
                 upstream = [refs[name] for name in sorted(plan.upstream[step.name])]
                 refs[step.name] = task.options(
-                    name=f"{pipeline.name}.{step.name}", **task_options(step.RESOURCES)
+                    name=f"{pipeline.name}.{step.name}",
+                    scheduling_strategy=self.scheduling,
+                    **task_options(step.RESOURCES),
                 ).remote(step.name, plan.commands[step.name], env, step.RETRIES, *upstream)
                 progress.submitted(step.name, "Ray")
             self._collect(refs, _Run(stack, pipeline.name, run_name, logs, progress))
