@@ -20,21 +20,19 @@ a platform without ``os.fork``.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from stepwire.entrypoints import exit_codes, supervisor_channel
+from stepwire.entrypoints import exit_codes, step_output, supervisor_channel
 
 ENV_SUPERVISE = "STEPWIRE_SUPERVISE"
 """Set to ``0`` to run the step without a supervising parent process."""
 
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 _PR_SET_PDEATHSIG = 1
-_MAX_MESSAGES_BYTES = 1 << 20
 
 
 def enabled() -> bool:
@@ -61,6 +59,7 @@ def supervise(entry: Callable[[], NoReturn]) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     read_end, write_end = os.pipe()
+    pipes = step_output.OutputPipes.create() if step_output.enabled() else None
     parent_pid = os.getpid()
     # Signals that arrive while the parent is not yet forwarding them wait: blocked
     # before the fork, unblocked once the handlers are in place (the child unblocks
@@ -71,10 +70,14 @@ def supervise(entry: Callable[[], NoReturn]) -> NoReturn:
     if pid == 0:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, caught)
         os.close(read_end)
+        if pipes is not None:
+            pipes.attach_child()
         supervisor_channel.open_channel(write_end)
         _die_with_parent(parent_pid)
         entry()
     os.close(write_end)
+    if pipes is not None:
+        pipes.attach_parent()
     stopped_by: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
@@ -86,9 +89,13 @@ def supervise(entry: Callable[[], NoReturn]) -> NoReturn:
     # Ctrl-C reaches the whole process group, the child included: not forwarded twice.
     signal.signal(signal.SIGINT, lambda signum, _frame: stopped_by.append(signum))
     signal.pthread_sigmask(signal.SIG_UNBLOCK, caught)
-    _, status = os.waitpid(pid, 0)
-    messages = _read_messages(read_end)
-    sys.exit(_verdict(status, messages, stopped_by))
+    status, log = step_output.pump(pid, read_end, pipes)
+    messages = step_output.parse_messages(bytes(log.messages))
+    # The verdict's own line (a child that died) belongs in the step's log too.
+    with log.tee_stderr():
+        code = _verdict(status, messages, stopped_by)
+    log.close()
+    sys.exit(code)
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -103,29 +110,6 @@ def _die_with_parent(parent_pid: int) -> None:
         return
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(int(exit_codes.ExitCode.INFRASTRUCTURE))
-
-
-def _read_messages(fd: int) -> list[dict[str, Any]]:
-    os.set_blocking(fd, False)
-    chunks = []
-    size = 0
-    while size < _MAX_MESSAGES_BYTES:
-        try:
-            chunk = os.read(fd, 65536)
-        except BlockingIOError:  # a grandchild holds the write end open
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    os.close(fd)
-    messages = []
-    for line in b"".join(chunks).decode("utf-8", errors="replace").splitlines():
-        try:
-            messages.append(json.loads(line))
-        except json.JSONDecodeError:  # a torn last line of a killed child
-            continue
-    return messages
 
 
 def _verdict(status: int, messages: list[dict[str, Any]], stopped_by: list[int]) -> int:

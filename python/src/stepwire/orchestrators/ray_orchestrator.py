@@ -408,4 +408,4 @@ class _Run:
         where = f"on {result.node_ip}, attempt {self._attempt(result)}"
         self.progress.finished(result.step, status, result.seconds, error, where)
         if status == "failed":
-            print_tail(log)
+            print_tail(log, self.run_name, result.step)

@@ -214,12 +214,21 @@ def first_error_line(log: Path, code: int) -> str:
     return f"exit code {code}, see {log}"
 
 
-def print_tail(log: Path) -> None:
+def print_tail(log: Path, run_name: str, step_name: str) -> None:
     """Prints the end of a failed step's log and where the whole log is.
 
     Args:
         log: The log file.
+        run_name: The run.
+        step_name: The step.
     """
+    import shlex
+
     for line in log.read_text("utf-8", errors="replace").splitlines()[-LOG_TAIL_LINES:]:
         print(f"      | {line}", file=sys.stderr)
-    print(f"      full log: {log}", file=sys.stderr, flush=True)
+    print(
+        f"      full log: {log} (kept with the run: "
+        f"stepwire logs {shlex.quote(run_name)} {shlex.quote(step_name)})",
+        file=sys.stderr,
+        flush=True,
+    )

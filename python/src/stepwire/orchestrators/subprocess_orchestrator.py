@@ -173,7 +173,7 @@ class SubprocessOrchestrator(BaseOrchestrator):
                     where = f"attempt {attempts}" if attempts > 1 else ""
                     progress.finished(name, status, seconds, error, where)
                     if status == "failed":
-                        print_tail(log)
+                        print_tail(log, run_name, name)
         progress.footer()
         if not summary.succeeded:
             raise PipelineRunFailedError(summary)
