@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 from stepwire_testkit import EXAMPLES, StackDir
 
-from stepwire.materializers import value_codec
+from stepwire.outputs import load_output
 from stepwire.runs import RunReader
+from stepwire.stack import stack_from_config
+from stepwire.stack_config import load_stack_config
 
 TARGET = f"{EXAMPLES}/wine_pipeline.py:wine_pipeline"
 
@@ -26,8 +28,9 @@ class Demo(StackDir):
         return RunReader(self.store())
 
     def value(self, run_name: str, step: str, output: str) -> object:
-        uri = self.output_uri(run_name, step, output)
-        return value_codec.loads((Path(uri) / "data.json").read_text())
+        """The output read back with the public API, on this demo's stack."""
+        config = load_stack_config(environ=self.env(), cwd=self.root)
+        return load_output(run_name, step, output, stack=stack_from_config(config))
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +94,25 @@ def test_runs_show_describes_the_run(demo: Demo) -> None:
     assert shown.returncode == 0, shown.stderr
     assert f"run {run.run_name} of pipeline wine_classifier: completed" in shown.stdout
     assert shown.stdout.count("  step ") == 8
-    assert "step train_ridge: cached, cached yes" in shown.stdout
+    assert "step train_ridge: cached, start " in shown.stdout
+    assert "cached yes" not in shown.stdout
     assert "output output (stepwire.ModelArtifact):" in shown.stdout
 
     listed = demo.stepwire("runs", "list")
     assert run.run_name in listed.stdout
+
+    # The demo's result, as a user reads it.
+    output = demo.stepwire("runs", "output", run.run_name, "report")
+    assert output.returncode == 0, output.stderr
+    assert json.loads(output.stdout) == demo.value(run.run_name, "report", "output")
+    several = demo.stepwire("runs", "output", run.run_name, "split")
+    assert several.returncode == 1
+    assert several.stderr.strip() == (
+        "stepwire: step 'split' has several outputs (x_test, x_train, y_test, y_train): name one"
+    )
+    features = demo.stepwire("runs", "output", run.run_name, "split", "y_test")
+    assert features.returncode == 0, features.stderr
+    assert features.stdout.startswith("array([")
 
     missing = demo.stepwire("runs", "show", "no-such-run")
     assert missing.returncode == 1

@@ -35,6 +35,8 @@ def _load_target(target: str) -> Any:
     if not sep or not location or not name:
         raise StepwireError(f"expected FILE_OR_MODULE:PIPELINE, got {target!r}")
     path = Path(location)
+    if location.endswith(".py") and not path.is_file():
+        raise StepwireError(f"{location!r}: no such file (from {target!r})")
     if location.endswith(".py") or path.exists():
         path = path.resolve()
         # The file's folder is the source root: its module is importable by name
@@ -47,6 +49,12 @@ def _load_target(target: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        missing = getattr(exc, "name", None)
+        if isinstance(exc, ModuleNotFoundError) and missing and missing != module_name:
+            raise StepwireError(
+                f"{location!r} imports {missing!r}, which is not installed in this "
+                f"environment ({sys.executable})"
+            ) from exc
         raise StepwireError(f"cannot import {location!r}: {exc}") from exc
     finally:
         constants.SHOULD_PREVENT_PIPELINE_EXECUTION = False
@@ -119,6 +127,45 @@ def _manifests(options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _logs(options: argparse.Namespace) -> int:
+    from stepwire import step_logs
+    from stepwire.stack import get_active_stack
+
+    root = get_active_stack().artifact_store.path
+    where = step_logs.log_uri(root, options.run, options.step, options.attempt)
+    if not options.follow:
+        try:
+            data = step_logs.read_log(root, options.run, options.step, options.attempt)
+        except FileNotFoundError:
+            print(
+                f"stepwire: no log of step {options.step!r} of run {options.run!r} at {where}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return EXIT_OK
+    if options.attempt is not None or ("://" in root and not root.startswith("file://")):
+        print(
+            "stepwire: --follow reads a running step's log in a local artifact store only "
+            "(an object store holds it once the step ends)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+    def finished() -> bool:
+        try:
+            run = _reader().get_run(options.run)
+        except KeyError:
+            return False
+        return any(s.step == options.step and s.status not in {"running", "new"} for s in run.steps)
+
+    for data in step_logs.follow_log(root, options.run, options.step, finished):
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return EXIT_OK
+
+
 def _metadata_init(options: argparse.Namespace) -> int:
     from stepwire.stack import get_active_stack
 
@@ -162,16 +209,34 @@ def _runs_show(options: argparse.Namespace) -> int:
     print(f"run {run.run_name} of pipeline {run.pipeline}: {run.status}")
     print(f"  started {_time(run.start)}, ended {_time(run.end)}")
     for step in run.steps:
-        cached = "yes" if step.cached else "no"
+        # A cached step's outputs are an earlier run's: its status says so already.
         print(
-            f"  step {step.step}: {step.status}, cached {cached}, "
-            f"start {_time(step.start)}, end {_time(step.end)}, {step.duration:.2f}s, "
+            f"  step {step.step}: {step.status}, "
+            f"start {_time(step.start)}, end {_time(step.end)}, "
+            f"{step.duration:.2f}s recorded (registered to published in ML Metadata), "
             f"attempt {step.attempt}" + (f" on {step.node}" if step.node else "")
         )
         if len(step.history) > 1:
             print(f"    attempts: {'; '.join(step.history)}")
         for artifact in step.outputs:
             print(f"    output {artifact.output} ({artifact.type_name}): {artifact.uri}")
+    return EXIT_OK
+
+
+def _runs_output(options: argparse.Namespace) -> int:
+    import json
+
+    from stepwire.outputs import OutputNotFoundError, load_output
+
+    try:
+        value = load_output(options.run, options.step, options.output)
+    except OutputNotFoundError as exc:
+        print(f"stepwire: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        print(json.dumps(value, indent=2, ensure_ascii=False, allow_nan=True))
+    except (TypeError, ValueError):  # not a JSON value: numpy arrays, models...
+        print(repr(value))
     return EXIT_OK
 
 
@@ -218,31 +283,8 @@ def _reference_reader() -> Any:
     return read
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``stepwire``.
-
-    Returns:
-        The parser.
-    """
-    parser = argparse.ArgumentParser(prog="stepwire", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run a pipeline")
-    run.add_argument("target", metavar="FILE_OR_MODULE:PIPELINE")
-    run.add_argument("--orchestrator", help="orchestrator name (default: the stack's)")
-    run.add_argument("--run-name", help="name of the run (default: pipeline and time)")
-    run.set_defaults(handler=_run)
-    runs = commands.add_parser("runs", help="read runs from ML Metadata")
-    runs_commands = runs.add_subparsers(dest="runs_command", required=True)
-    runs_commands.add_parser("list", help="list runs").set_defaults(handler=_runs_list)
-    show = runs_commands.add_parser("show", help="show a run's steps and outputs")
-    show.add_argument("run", metavar="RUN")
-    show.set_defaults(handler=_runs_show)
-    metadata = commands.add_parser("metadata", help="manage the stack's ML Metadata store")
-    metadata_commands = metadata.add_subparsers(dest="metadata_command", required=True)
-    metadata_commands.add_parser(
-        "init",
-        help="create the database and ML Metadata's schema, if missing, before any step runs",
-    ).set_defaults(handler=_metadata_init)
+def _add_manifests_parser(commands: Any) -> None:
+    """``stepwire manifests``: its options are the cluster settings."""
     kube = commands.add_parser(
         "manifests",
         help="write the Kubernetes objects that run a pipeline on a cluster",
@@ -277,6 +319,59 @@ def build_parser() -> argparse.ArgumentParser:
     kube.add_argument("--workers", type=int, default=1, help="RayJob worker pods (default 1)")
     kube.add_argument("--output", "-o", metavar="FILE", help="write here (default: stdout)")
     kube.set_defaults(handler=_manifests)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``stepwire``.
+
+    Returns:
+        The parser.
+    """
+    from importlib.metadata import version
+
+    parser = argparse.ArgumentParser(
+        prog="stepwire", description=(__doc__ or "").replace("``", "").strip()
+    )
+    parser.add_argument("--version", action="version", version=f"stepwire {version('stepwire')}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run a pipeline")
+    run.add_argument("target", metavar="FILE_OR_MODULE:PIPELINE")
+    run.add_argument("--orchestrator", help="orchestrator name (default: the stack's)")
+    run.add_argument("--run-name", help="name of the run (default: pipeline and time)")
+    run.set_defaults(handler=_run)
+    runs = commands.add_parser("runs", help="read runs from ML Metadata")
+    runs_commands = runs.add_subparsers(dest="runs_command", required=True)
+    runs_commands.add_parser("list", help="list runs").set_defaults(handler=_runs_list)
+    show = runs_commands.add_parser("show", help="show a run's steps and outputs")
+    show.add_argument("run", metavar="RUN")
+    show.set_defaults(handler=_runs_show)
+    output = runs_commands.add_parser(
+        "output", help="print a step's output value, read with the materializer that wrote it"
+    )
+    output.add_argument("run", metavar="RUN")
+    output.add_argument("step", metavar="STEP")
+    output.add_argument("output", nargs="?", metavar="OUTPUT", help="needed if several")
+    output.set_defaults(handler=_runs_output)
+    logs = commands.add_parser(
+        "logs",
+        help="print a step's output as kept with its run in the artifact store",
+    )
+    logs.add_argument("run", metavar="RUN")
+    logs.add_argument("step", metavar="STEP")
+    logs.add_argument(
+        "--follow", "-f", action="store_true", help="print it as it grows until the step ends"
+    )
+    logs.add_argument(
+        "--attempt", type=int, metavar="N", help="an earlier attempt's log (default: the last)"
+    )
+    logs.set_defaults(handler=_logs)
+    metadata = commands.add_parser("metadata", help="manage the stack's ML Metadata store")
+    metadata_commands = metadata.add_subparsers(dest="metadata_command", required=True)
+    metadata_commands.add_parser(
+        "init",
+        help="create the database and ML Metadata's schema, if missing, before any step runs",
+    ).set_defaults(handler=_metadata_init)
+    _add_manifests_parser(commands)
     args = commands.add_parser("args", help="read a step's command line")
     args_commands = args.add_subparsers(dest="args_command", required=True)
     explain = args_commands.add_parser(
@@ -319,7 +414,15 @@ def main(argv: list[str] | None = None) -> int:
     """
     from stepwire.exceptions import InfrastructureError
 
-    options = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["args", "explain"]:
+        # A user pastes a step's arguments as they are, without a `--`: everything
+        # that is not one of explain's own options is the step's argv.
+        options, rest = parser.parse_known_args(argv)
+        options.argv = [*rest, *options.argv]
+    else:
+        options = parser.parse_args(argv)
     try:
         code: int = options.handler(options)
     except InfrastructureError as exc:

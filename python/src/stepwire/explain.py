@@ -248,6 +248,12 @@ def explain(argv: list[str], read_reference: codec.ReferenceReader | None) -> Ex
     )
     if "pipeline_json" not in unreachable:
         explanation.pipeline = summarise_pipeline(decoded.args.pipeline_json)
+        if not explanation.pipeline.get("error") and not explanation.pipeline.get("nodes_carried"):
+            # A step's IR carries at least its own node: `e30=` ({}) is not an IR.
+            raise ExplainInputError(
+                "--pipeline_json: the pipeline IR carries no node (an empty IR such as "
+                "e30=, base64 of {}, describes no step)"
+            )
     explanation.reproduce = shlex.join(["python", "-m", ENTRYPOINT_MODULE, *argv])
     return explanation
 

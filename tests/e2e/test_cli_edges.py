@@ -1,0 +1,82 @@
+"""Rough edges of the ``stepwire`` command line, each as a user meets it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from stepwire_testkit import clean_environment, explain
+
+ARGV = [
+    "--entrypoint_config_source",
+    "stepwire.orchestrators.subprocess_orchestrator.SubprocessEntrypointConfiguration",
+    "--step_source",
+    "a.b",
+    "--pipeline_json",
+    "e30=",
+    "--input_artifact_sources",
+    "e30=",
+    "--materializer_sources",
+    "e30=",
+    "--main_module_source",
+    "a",
+    "--contract_version",
+    "1",
+    "--run_name",
+    "r",
+]
+
+
+def _stepwire(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stepwire", *args],
+        cwd=cwd,
+        env=clean_environment(STEPWIRE_CONFIG=""),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_version_and_help_without_markup(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    shown = _stepwire(tmp_path, "--version")
+    assert shown.returncode == 0, explain(shown)
+    assert shown.stdout.strip() == f"stepwire {version('stepwire')}"
+    helped = _stepwire(tmp_path, "--help")
+    assert helped.returncode == 0
+    assert "``" not in helped.stdout
+    assert "The stepwire command line" in helped.stdout
+
+
+def test_explain_takes_pasted_arguments_without_a_separator_and_refuses_an_empty_ir(
+    tmp_path: Path,
+) -> None:
+    pasted = _stepwire(tmp_path, "args", "explain", *ARGV)
+    assert pasted.returncode == 64, explain(pasted)
+    # Parsed as the step's arguments (no argparse error about unknown options)...
+    assert "unrecognized arguments" not in pasted.stderr
+    # ...and the empty IR is reported, not shown as a pipeline named "".
+    assert pasted.stderr.strip() == (
+        "stepwire: bad_arguments: --pipeline_json: the pipeline IR carries no node (an "
+        "empty IR such as e30=, base64 of {}, describes no step)"
+    )
+    separated = _stepwire(tmp_path, "args", "explain", "--", *ARGV)
+    assert (separated.returncode, separated.stderr) == (pasted.returncode, pasted.stderr)
+
+
+def test_run_names_a_missing_file_and_a_missing_dependency(tmp_path: Path) -> None:
+    missing = _stepwire(tmp_path, "run", "nosuch.py:p")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == "stepwire: 'nosuch.py': no such file (from 'nosuch.py:p')"
+
+    (tmp_path / "needs.py").write_text("import a_package_that_is_not_installed\n")
+    needs = _stepwire(tmp_path, "run", "needs.py:p")
+    assert needs.returncode == 2
+    assert needs.stderr.strip() == (
+        "stepwire: 'needs.py' imports 'a_package_that_is_not_installed', which is not "
+        f"installed in this environment ({sys.executable})"
+    )
