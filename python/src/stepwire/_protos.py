@@ -18,11 +18,13 @@ if TYPE_CHECKING:
     IntermediateDeploymentConfig: TypeAlias = Any
     ConnectionConfig: TypeAlias = Any
     MLMDContext: TypeAlias = Any
+    MLMDContextType: TypeAlias = Any
     MLMDExecution: TypeAlias = Any
     MLMDEvent: TypeAlias = Any
 else:
     from ml_metadata.proto.metadata_store_pb2 import ConnectionConfig
     from ml_metadata.proto.metadata_store_pb2 import Context as MLMDContext
+    from ml_metadata.proto.metadata_store_pb2 import ContextType as MLMDContextType
     from ml_metadata.proto.metadata_store_pb2 import Event as MLMDEvent
     from ml_metadata.proto.metadata_store_pb2 import Execution as MLMDExecution
 
@@ -39,6 +41,7 @@ __all__ = [
     "ConnectionConfig",
     "IntermediateDeploymentConfig",
     "MLMDContext",
+    "MLMDContextType",
     "MLMDEvent",
     "MLMDExecution",
     "Pipeline",

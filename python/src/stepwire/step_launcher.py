@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stepwire import _protos, attempts, io_utils
+from stepwire import _protos, attempt_claims, attempts, io_utils
 from stepwire.exceptions import (
     DuplicateRunNameError,
     InfrastructureError,
@@ -144,7 +144,49 @@ def launch_step(
     # turns with other step processes on a SQLite file and are retried on a fresh
     # store when ML Metadata aborts them (stepwire.mlmd_guard).
     mlmd = _connect(stack)
+    # Exactly one live attempt per step and run: the holder of the newest claim,
+    # every older one dead, is the only launch that may touch the step's files.
+    claim = _claim(mlmd, stack, node, run_name, step.name)
+    ended = "failed"
+    try:
+        result = _launch_claimed(
+            step, run_name, pipeline, stack, node, mlmd, claim, executor_spec, rerun, before_launch
+        )
+        ended = result.outcome.value
+        return result
+    finally:
+        attempt_claims.release(mlmd, claim, ended)
 
+
+def _claim(
+    mlmd: GuardedMetadata, stack: Stack, node: _protos.PipelineNode, run_name: str, step: str
+) -> attempt_claims.Claim:
+    """Claims the step's next attempt, a store that cannot be used being one clear line."""
+    node_context = dict(node_contexts(node)).get("node", step)
+    try:
+        return attempt_claims.claim_attempt(mlmd, node_context, run_name, step=step)
+    except StepwireError:
+        raise
+    except Exception as e:
+        raise InfrastructureError(
+            f"the metadata store {stack.metadata_store.describe()} cannot be used: "
+            f"{' '.join(str(e).split()) or type(e).__name__}"
+        ) from e
+
+
+def _launch_claimed(  # noqa: PLR0917 - the launch's whole state, passed once
+    step: BaseStep,
+    run_name: str,
+    pipeline: _protos.Pipeline,
+    stack: Stack,
+    node: _protos.PipelineNode,
+    mlmd: GuardedMetadata,
+    claim: attempt_claims.Claim,
+    executor_spec: Any,
+    rerun: RerunPolicy,
+    before_launch: Callable[[_protos.PipelineNode], None] | None,
+) -> StepRunResult:
+    """Launches the step once this process holds its newest attempt's claim."""
     with _opened(mlmd, stack) as m:
         previous = _executions_of_node_in_run(m, node)
     done = [e for e in previous if _is_successful(e)]
@@ -169,7 +211,8 @@ def launch_step(
             pipeline,
         )
     # TFX reuses an unfinished execution with the same id, hence the same output
-    # paths: clear whatever an earlier failed or killed attempt left there.
+    # paths: clear whatever an earlier attempt left there. Every earlier attempt is
+    # dead: this process holds the newest claim, taken after theirs ended.
     for execution in previous:
         _remove_outputs_of(execution, node, pipeline, stack.artifact_store.path)
 
@@ -182,12 +225,13 @@ def launch_step(
     )
     if before_launch is not None:
         before_launch(node)
-    attempt = attempts.next_attempt(previous)
+    attempt = claim.attempt
     logger.info("Step '%s' of run '%s' starting (attempt %d).", step.name, run_name, attempt)
     start = time.monotonic()
     execution_info = None
     try:
-        execution_info = _run_launcher(step_launcher, stack, mlmd, node)
+        with attempt_claims.Heartbeat(lambda: _connect(stack), claim):
+            execution_info = _run_launcher(step_launcher, stack, mlmd, node)
     finally:
         _record_attempt(mlmd, node, execution_info, attempt)
     duration = time.monotonic() - start

@@ -151,6 +151,14 @@ def _verdict(status: int, messages: list[dict[str, Any]], stopped_by: list[int])
     return exit_codes.report(kind, line)
 
 
+def _release_claims(mlmd: Any, contexts: dict[str, str], owner: str) -> None:
+    """Releases the dead child's attempt claim, so a retry need not wait for its lease."""
+    from stepwire.attempt_claims import release_claims_of
+
+    if owner and "node" in contexts and "pipeline_run" in contexts:
+        release_claims_of(mlmd, contexts["node"], contexts["pipeline_run"], owner)
+
+
 def _mark_failed(launch: dict[str, Any], reason: str) -> str:
     """Marks the node's unfinished executions in the run FAILED; says what it did."""
     try:
@@ -164,6 +172,7 @@ def _mark_failed(launch: dict[str, Any], reason: str) -> str:
         mlmd = GuardedMetadata(store.get_tfx_metadata_config())
         contexts = [(str(t), str(n)) for t, n in launch["contexts"]]
         marked = mark_unfinished_failed(mlmd, contexts, reason)
+        _release_claims(mlmd, dict(contexts), str(launch.get("owner") or ""))
     except Exception as e:  # the exit code matters more than the record
         return f"; its execution could not be marked FAILED ({type(e).__name__}: {e})"
     if not marked:

@@ -61,9 +61,20 @@ def report_launch(stack: Stack, node: PipelineNode) -> None:
 
     if _channel is None:
         return
+    import socket
+
+    from stepwire.attempt_claims import owner_prefix
+
     # Over a pipe to the parent only: the stack's variables may hold a password.
     _send(
-        {"launch": {"stack": stack.to_config().to_environment(), "contexts": node_contexts(node)}}
+        {
+            "launch": {
+                "stack": stack.to_config().to_environment(),
+                "contexts": node_contexts(node),
+                # Whose attempt claims to release if this process dies.
+                "owner": owner_prefix(socket.gethostname(), os.getpid()),
+            }
+        }
     )
 
 
