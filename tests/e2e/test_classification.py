@@ -299,8 +299,10 @@ IR_CASES: dict[str, tuple[list[Any], Any, str, list[str]]] = {
     "empty IR": ([], {}, "clsmod.produce", ["no IntermediateDeploymentConfig"]),
     "no nodes": (["nodes"], [], "clsmod.produce", ["no node 'produce'", "none"]),
     "node is another step": (
-        [*NODE, "nodeInfo", "id"],
-        "other",
+        # Of another class: one node of the step's class under another id would be
+        # a named instance of the step (contract, section 3.4).
+        [*NODE, "nodeInfo"],
+        {"id": "other", "type": {"name": "clsmod.other"}},
         "clsmod.produce",
         ["no node 'produce'", "(its nodes: other)"],
     ),

@@ -251,8 +251,13 @@ def test_pipeline_slot_errors() -> None:
         single(only=uncached(), extra=uncached())
     with pytest.raises(PipelineInterfaceError, match="pass an instance"):
         single(only=uncached)
-    with pytest.raises(PipelineInterfaceError, match="both hold a step named 'measure'"):
-        point_pipeline(maker=make_point(), measurer=measure(), reporter=measure())
+    with pytest.raises(PipelineInterfaceError, match="both hold a step named 'same'"):
+        point_pipeline(
+            maker=make_point(), measurer=measure(name="same"), reporter=measure(name="same")
+        )
+    # One class in two slots, unnamed: each instance takes its slot's name.
+    twice = point_pipeline(maker=make_point(), measurer=measure(), reporter=measure())
+    assert [s.name for s in twice.steps.values()] == ["make_point", "measurer", "reporter"]
 
 
 def test_wiring_errors_name_the_step_and_input() -> None:

@@ -405,6 +405,7 @@ class StepEntrypointConfiguration(ABC):
             )
         generate_component_class(
             step_name=step.name,
+            type_name=type(step).__name__,
             step_module=step.__module__,
             input_spec=input_spec,
             output_spec=output_spec,

@@ -84,11 +84,12 @@ def run_step(config: StepEntrypointConfiguration) -> StepRunResult:
     index = PipelineIndex(pb2_pipeline)
     step_source = source_utils.strip_pin(args.step_source)
     pipeline_name = pb2_pipeline.pipeline_info.id
-    step_module, dot, step_name = step_source.rpartition(".")
-    if not dot or not step_module or not step_name:
+    step_module, dot, class_name = step_source.rpartition(".")
+    if not dot or not step_module or not class_name:
         raise UserCodeLoadError(
             f"the step source `{step_source}` is not of the form `module.StepClass`"
         )
+    step_name = node_id_of(index, class_name)
     exit_codes.context.pipeline = pipeline_name
     exit_codes.context.step = step_name
     # Before any user code runs: the IR must describe this very step.
@@ -114,6 +115,8 @@ def run_step(config: StepEntrypointConfiguration) -> StepRunResult:
     constants.USER_MAIN_MODULE = args.main_module_source
 
     step = load_class(step_source, BaseStep, "step")()
+    if step_name != type(step).__name__:
+        step.named(step_name)  # an instance named in its pipeline
     check_declared(step.name, parameters, step.PARAM_SPEC)
     _check_outputs_are_declared(node, step)
     # The IR names the executor class in the module the step was in when the
@@ -150,6 +153,29 @@ def run_step(config: StepEntrypointConfiguration) -> StepRunResult:
         execution_info=result.execution_info,
     )
     return result
+
+
+def node_id_of(index: PipelineIndex, class_name: str) -> str:
+    """The id of the step's node: the contract's rule (contract/README.md, section 3.4).
+
+    The node id is the class name of ``step_source``, unless the IR carries exactly
+    one node, of that class (its type is ``<module>.<class name>``), under another
+    id: a step instance named in its pipeline (``train(name="train_small")``).
+
+    Args:
+        index: The IR's index.
+        class_name: The class name of ``step_source``.
+
+    Returns:
+        The node id (the class name when no node fits; looking it up then fails
+        with the contract's error).
+    """
+    if class_name in index.nodes or len(index.nodes) != 1:
+        return class_name
+    [(node_id, node)] = index.nodes.items()
+    if node.node_info.type.name.rpartition(".")[2] == class_name:
+        return node_id
+    return class_name
 
 
 def _quiet_tfx_logs() -> None:

@@ -107,7 +107,7 @@ class BasePipeline:
         missing = [slot for slot in self.STEP_SPEC if slot not in bound]
         if missing:
             raise PipelineInterfaceError(f"Pipeline '{self.name}': no step for slots {missing}.")
-        owners: dict[str, str] = {}
+        holders: dict[int, str] = {}
         for slot, value in bound.items():
             if isinstance(value, type) and issubclass(value, BaseStep):
                 raise PipelineInterfaceError(
@@ -118,15 +118,43 @@ class BasePipeline:
                 raise PipelineInterfaceError(
                     f"Pipeline '{self.name}': slot '{slot}' needs a step, got {value!r}."
                 )
+            if id(value) in holders:
+                raise PipelineInterfaceError(
+                    f"Pipeline '{self.name}': slots '{holders[id(value)]}' and '{slot}' hold the "
+                    "same step instance; a step instance runs once: give each slot its own "
+                    f"({type(value).__name__}())."
+                )
+            holders[id(value)] = slot
+        self._name_steps_used_twice(bound)
+        owners: dict[str, str] = {}
+        for slot, value in bound.items():
             if value.name in owners:
                 raise PipelineInterfaceError(
                     f"Pipeline '{self.name}': slots '{owners[value.name]}' and '{slot}' both hold "
-                    f"a step named '{value.name}'; step names are node ids and must be unique."
+                    f"a step named '{value.name}'; step names are node ids and must be unique "
+                    f'(name an instance: {type(value).__name__}(name="...")).'
                 )
             owners[value.name] = slot
             value.pipeline_parameter_name = slot
         self.steps: dict[str, BaseStep] = {slot: bound[slot] for slot in self.STEP_SPEC}
         self.enable_cache = self.ENABLE_CACHE if enable_cache is None else enable_cache
+
+    @staticmethod
+    def _name_steps_used_twice(bound: dict[str, BaseStep]) -> None:
+        """Names after their slots the unnamed instances of a class used in several slots.
+
+        ``evaluate_small=evaluate(), evaluate_large=evaluate()`` become the steps
+        ``evaluate_small`` and ``evaluate_large``; an instance named by the user
+        keeps its name, and a class used once keeps its class name.
+        """
+        by_name: dict[str, list[str]] = {}
+        for slot, value in bound.items():
+            by_name.setdefault(value.name, []).append(slot)
+        for slots in by_name.values():
+            if len(slots) > 1:
+                for slot in slots:
+                    if not bound[slot].has_own_name and slot.isidentifier():
+                        bound[slot].named(slot)
 
     @property
     def name(self) -> str:

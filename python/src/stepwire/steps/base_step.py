@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import keyword
 import logging
 import secrets
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -101,7 +102,12 @@ class BaseStep:
         """Creates a step with parameter values.
 
         Args:
-            **parameters: Values for parameters (entrypoint arguments with defaults).
+            **parameters: Values for parameters (entrypoint arguments with defaults),
+                and ``name``: the name of this instance in a pipeline (its node id),
+                for a step used more than once (``train(lr=0.1, name="train_small")``);
+                by default the class name. A step whose entrypoint has a parameter
+                called ``name`` takes it as that parameter: name such an instance
+                with :meth:`named`.
 
         Raises:
             StepInterfaceError: If the class has no entrypoint, a name is not a parameter,
@@ -113,6 +119,9 @@ class BaseStep:
                 f"Step class {cls.__name__} does not define entrypoint(); subclass BaseStep "
                 "and implement it, or decorate a function with @step."
             )
+        self._instance_name: str | None = None
+        if "name" in parameters and "name" not in cls.PARAM_SPEC:
+            self.named(parameters.pop("name"))
         for name, value in parameters.items():
             if name in cls.INPUT_SIGNATURE:
                 raise StepInterfaceError(
@@ -134,12 +143,42 @@ class BaseStep:
 
     @property
     def name(self) -> str:
-        """The step name: its class name, also the TFX node id.
+        """The step name, also the TFX node id: the instance's name, else the class name.
 
         Returns:
             The name.
         """
-        return type(self).__name__
+        return self._instance_name or type(self).__name__
+
+    @property
+    def has_own_name(self) -> bool:
+        """Whether this instance was given a name of its own (not its class name)."""
+        return self._instance_name is not None
+
+    def named(self, name: str) -> BaseStep:
+        """Names this instance in its pipeline: the node id, its outputs and cache entries.
+
+        Args:
+            name: A Python identifier (the executor class is ``<name>_Executor``).
+
+        Returns:
+            The step itself.
+
+        Raises:
+            StepInterfaceError: If the name is not an identifier, or the step is
+                already wired into a pipeline.
+        """
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise StepInterfaceError(
+                f"Step {type(self).__name__}: the name {name!r} is not a Python identifier "
+                "(it names the step's node and executor class)"
+            )
+        if getattr(self, "component", None) is not None:
+            raise StepInterfaceError(
+                f"Step '{self.name}' is already wired into a pipeline: name it before"
+            )
+        self._instance_name = name
+        return self
 
     # Not an abstractmethod: type checkers would then refuse BaseStep wherever a
     # type[BaseStep] is expected (loading step classes by source); __init__ checks it.
@@ -324,6 +363,7 @@ class BaseStep:
         execution_parameters = {**self.PARAM_SPEC, **self._internal_execution_parameters}
         component_class = generate_component_class(
             step_name=self.name,
+            type_name=type(self).__name__,
             step_module=self.__module__,
             input_spec=self.INPUT_SPEC,
             output_spec=output_spec,

@@ -190,9 +190,12 @@ class _FunctionExecutor(base_executor.BaseExecutor):
 class StepComponent(base_component.BaseComponent):
     """A TFX component whose spec is built from keyword arguments.
 
-    Subclasses are generated per step with ``SPEC_CLASS`` and ``EXECUTOR_SPEC`` set;
-    the class name is the step name, which TFX uses as the node id.
+    Subclasses are generated per step with ``SPEC_CLASS``, ``EXECUTOR_SPEC`` and
+    ``NODE_ID`` set; the class name is the step's class name, the node id the step
+    instance's name.
     """
+
+    NODE_ID: ClassVar[str] = ""
 
     def __init__(self, **kwargs: Any) -> None:
         """Builds the component.
@@ -215,8 +218,11 @@ class StepComponent(base_component.BaseComponent):
         spec_kwargs = dict(kwargs)
         for key, parameter in spec_class.OUTPUTS.items():
             spec_kwargs[key] = channel.OutputChannel(parameter.type, self, key)
-        # No explicit id: TFX then uses the class name, i.e. the step name, as node id.
         super().__init__(spec=spec_class(**spec_kwargs))
+        # Without an explicit id TFX uses the class name: the step's class, which is
+        # the node id unless the instance has a name of its own.
+        if type(self).__name__ != self.NODE_ID:
+            self.with_id(self.NODE_ID)
 
 
 def generate_component_spec_class(
@@ -259,6 +265,7 @@ def generate_component_class(
     execution_parameter_names: set[str],
     step_function: Callable[..., Any],
     materializers: dict[str, type[BaseMaterializer]],
+    type_name: str | None = None,
 ) -> type[StepComponent]:
     """Creates the TFX component class of a step and its executor class.
 
@@ -269,7 +276,10 @@ def generate_component_class(
     All arguments are keyword-only.
 
     Args:
-        step_name: The step name; becomes the component class name and node id.
+        step_name: The step name: the node id, and the executor's name.
+        type_name: The step's class name, which becomes the component class name
+            (TFX records ``<module>.<type_name>`` as the node's type); the step
+            name when omitted.
         step_module: Module the executor is attached to, and the component's module.
         input_spec: Input name to artifact class.
         output_spec: Output name to artifact class.
@@ -295,11 +305,12 @@ def generate_component_class(
     )
     setattr(sys.modules[step_module], executor_class.__name__, executor_class)
     component_class: type[StepComponent] = type(
-        step_name,
+        type_name or step_name,
         (StepComponent,),
         {
             "SPEC_CLASS": spec_class,
             "EXECUTOR_SPEC": executor_spec.ExecutorClassSpec(executor_class),
+            "NODE_ID": step_name,
             "__module__": step_module,
         },
     )

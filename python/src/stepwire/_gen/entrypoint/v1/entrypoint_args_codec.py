@@ -116,7 +116,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         sensitive=False,
         late_bound=False,
         json_message="",
-        help="Importable source (`package.module.StepClass`) of the step to run. Its class name is the step name and the id of its node in the pipeline.",
+        help="Importable source (`package.module.StepClass`) of the step to run. Its class name is the step name and the id of its node in the pipeline, unless the pipeline IR carries one node of that class under another id (a step instance named in its pipeline): then that id.",
     ),
     OptionSpec(
         field="pipeline_json",
