@@ -182,14 +182,31 @@ def _reader() -> Any:
     return RunReader(get_active_stack().metadata_store.open_store())
 
 
+def _nothing_recorded() -> str | None:
+    """Says where nothing is recorded, when the stack's SQLite file does not exist.
+
+    Reading runs must not create a store: opening a missing SQLite file would.
+    """
+    from stepwire.stack_config import SQLiteConfig, load_stack_config
+
+    store = load_stack_config().metadata_store
+    if isinstance(store, SQLiteConfig) and not Path(store.path).exists():
+        return f"the metadata store SQLite file {store.path} (it does not exist yet)"
+    return None
+
+
 def _time(value: Any) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
 
 
 def _runs_list(options: argparse.Namespace) -> int:
+    missing = _nothing_recorded()
+    if missing:
+        print(f"no runs recorded yet in {missing}")
+        return EXIT_OK
     runs = _reader().list_runs()
     if not runs:
-        print("no runs recorded yet")
+        print(f"no runs recorded yet in {_store_description()}")
         return EXIT_OK
     print(f"{'RUN':<48} {'PIPELINE':<24} {'STATUS':<10} {'STEPS':>5}  STARTED")
     for run in runs:
@@ -200,27 +217,48 @@ def _runs_list(options: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _store_description() -> str:
+    from stepwire.stack import get_active_stack
+
+    return f"the metadata store {get_active_stack().metadata_store.describe()}"
+
+
 def _runs_show(options: argparse.Namespace) -> int:
+    missing = _nothing_recorded()
+    if missing:
+        print(f"stepwire: no run named {options.run!r} in {missing}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         run = _reader().get_run(options.run)
     except KeyError as exc:
         print(f"stepwire: {exc.args[0]}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"run {run.run_name} of pipeline {run.pipeline}: {run.status}")
-    print(f"  started {_time(run.start)}, ended {_time(run.end)}")
-    for step in run.steps:
-        # A cached step's outputs are an earlier run's: its status says so already.
-        print(
-            f"  step {step.step}: {step.status}, "
-            f"start {_time(step.start)}, end {_time(step.end)}, "
-            f"{step.duration:.2f}s recorded (registered to published in ML Metadata), "
-            f"attempt {step.attempt}" + (f" on {step.node}" if step.node else "")
-        )
-        if len(step.history) > 1:
-            print(f"    attempts: {'; '.join(step.history)}")
-        for artifact in step.outputs:
-            print(f"    output {artifact.output} ({artifact.type_name}): {artifact.uri}")
+    from stepwire.run_graph import TextStyle, render_run_graph
+
+    print(render_run_graph(run, style=TextStyle.for_stream(sys.stdout)), end="")
+    if options.html:
+        from stepwire.run_page import write_run_page
+
+        path = write_run_page(run, options.html, logs=_log_tails(run))
+        print(f"run page: {path}")
     return EXIT_OK
+
+
+def _log_tails(run: Any, lines: int = 200) -> dict[str, str]:
+    """The end of each step's log as kept in the artifact store, for the run page."""
+    from stepwire import step_logs
+    from stepwire.stack import get_active_stack
+
+    root = get_active_stack().artifact_store.path
+    tails = {}
+    for step in run.steps:
+        try:
+            data = step_logs.read_log(root, run.run_name, step.step)
+        except (OSError, ValueError):
+            continue
+        text = data.decode("utf-8", errors="replace")
+        tails[step.step] = "\n".join(text.splitlines()[-lines:])
+    return tails
 
 
 def _runs_output(options: argparse.Namespace) -> int:
@@ -344,6 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     runs_commands.add_parser("list", help="list runs").set_defaults(handler=_runs_list)
     show = runs_commands.add_parser("show", help="show a run's steps and outputs")
     show.add_argument("run", metavar="RUN")
+    show.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write the run as one self-contained HTML page (DAG, timeline, steps)",
+    )
     show.set_defaults(handler=_runs_show)
     output = runs_commands.add_parser(
         "output", help="print a step's output value, read with the materializer that wrote it"

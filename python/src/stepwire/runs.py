@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from stepwire import _protos
 from stepwire.attempts import HISTORY_PROPERTY, NODE_PROPERTY, attempt_of
+from stepwire.constants import INTERNAL_EXECUTION_PARAMETER_PREFIX
 from stepwire.mlmd_guard import list_all
+from stepwire.step_launcher import FAILURE_PROPERTY
 
 _PIPELINE = "pipeline"
 _PIPELINE_RUN = "pipeline_run"
 _NODE = "node"
 _OUTPUT_EVENTS = frozenset({_protos.MLMDEvent.OUTPUT, _protos.MLMDEvent.DECLARED_OUTPUT})
+_INPUT_EVENTS = frozenset({_protos.MLMDEvent.INPUT, _protos.MLMDEvent.DECLARED_INPUT})
 _State = _protos.MLMDExecution.State
+# What TFX records about how an execution ended: ExecutionResult as JSON.
+_EXECUTION_RESULT = "__execution_result__"
+# Execution properties that are not the step's parameters: TFX's records, stepwire's
+# inputs to the cache key, and stepwire's records of the launch (attempt, node,
+# failure, and whatever it records there later).
+_NOT_PARAMETERS = ("__", INTERNAL_EXECUTION_PARAMETER_PREFIX, "stepwire_")
+# A failure message is shown on one page line or in a summary: keep its end.
+_MAX_FAILURE = 2000
 
 
 @dataclass(frozen=True)
@@ -25,11 +38,40 @@ class ArtifactRecord:
         output: The output name.
         type_name: The artifact type recorded in ML Metadata.
         uri: Where the artifact's data is.
+        datatype: The Python type the step returned, as the artifact records it
+            (``builtins.dict``; "" if not recorded).
+        materializer: The class path of the materializer that wrote it ("" if not
+            recorded).
+        summary: What the materializer said of the value, without loading it
+            (``DataFrame of 1,437 rows x 64 columns``; "" if it said nothing).
     """
 
     output: str
     type_name: str
     uri: str
+    datatype: str = ""
+    materializer: str = ""
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    """One input artifact of a step, and which step of the run produced it.
+
+    Attributes:
+        input: The input name.
+        type_name: The artifact type recorded in ML Metadata.
+        uri: Where the artifact's data is.
+        step: The step of the same run that output it ("" if none of the run's
+            executions did, e.g. an artifact imported from elsewhere).
+        output: That step's output name ("" when ``step`` is "").
+    """
+
+    input: str
+    type_name: str
+    uri: str
+    step: str = ""
+    output: str = ""
 
 
 @dataclass(frozen=True)
@@ -45,6 +87,14 @@ class StepRecord:
         attempt: Which launch of the step in the run its last attempt was (from 1).
         node: Where its last attempt ran ("" if not recorded).
         history: Its last attempts, ``"N on NODE: STATE"``, oldest first.
+        parameters: Its parameters, ``(name, value)`` sorted by name, each value as
+            the execution records it (the JSON text stepwire passes to TFX, e.g.
+            ``0.05`` or ``"adam"``). Properties named ``__*`` (TFX's), ``stepwire-*``
+            and ``stepwire_*`` (stepwire's) are not parameters and are left out.
+        inputs: Its input artifacts, sorted by input name. Only an execution that
+            resolved its inputs has them: a step that never ran has none.
+        failure: Why it failed, as ML Metadata records it ("" if it did not, or if
+            nothing was recorded).
     """
 
     step: str
@@ -55,6 +105,9 @@ class StepRecord:
     attempt: int = 1
     node: str = ""
     history: tuple[str, ...] = ()
+    parameters: tuple[tuple[str, str], ...] = ()
+    inputs: tuple[InputRecord, ...] = ()
+    failure: str = ""
 
     @property
     def cached(self) -> bool:
@@ -65,6 +118,11 @@ class StepRecord:
     def duration(self) -> float:
         """Seconds between registration and last update."""
         return (self.end - self.start).total_seconds()
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """The steps of the run whose outputs it read, sorted (none for a step that never ran)."""
+        return tuple(sorted({i.step for i in self.inputs if i.step and i.step != self.step}))
 
 
 @dataclass(frozen=True)
@@ -114,6 +172,110 @@ def _string_property(execution: Any, name: str) -> str:
 def _status(execution: Any) -> str:
     name: str = _State.Name(execution.last_known_state)
     return {"COMPLETE": "completed"}.get(name, name.lower())
+
+
+def _value_text(value: Any) -> str:
+    kind = value.WhichOneof("value")
+    # One line whatever the kind: a struct or proto value prints over several.
+    return "" if kind is None else " ".join(str(getattr(value, kind)).split())
+
+
+def _parameters(execution: Any) -> tuple[tuple[str, str], ...]:
+    found: dict[str, str] = {}
+    for properties in (execution.properties, execution.custom_properties):
+        for name, value in properties.items():
+            if not name.startswith(_NOT_PARAMETERS):
+                found[name] = _value_text(value)
+    return tuple(sorted(found.items()))
+
+
+def _failure(execution: Any, status: str) -> str:
+    # Both records may be left over from an earlier attempt of the same execution,
+    # so they say why only while the execution is failed.
+    if status != "failed":
+        return ""
+    reason = _string_property(execution, FAILURE_PROPERTY)
+    if not reason:
+        result = _string_property(execution, _EXECUTION_RESULT)
+        try:
+            reason = str(json.loads(result).get("resultMessage", "")) if result else ""
+        except (ValueError, AttributeError):
+            reason = result
+    return reason[-_MAX_FAILURE:]
+
+
+def _artifact_string(artifact: Any, name: str) -> str:
+    for properties in (artifact.properties, artifact.custom_properties):
+        if name in properties:
+            return str(properties[name].string_value)
+    return ""
+
+
+def _event_key(event: Any) -> tuple[str, int]:
+    """The name and index an event's path gives its artifact (``("", 0)`` if none)."""
+    keys = [step.key for step in event.path.steps if step.HasField("key")]
+    indexes = [step.index for step in event.path.steps if step.HasField("index")]
+    return (keys[0] if keys else "", indexes[0] if indexes else 0)
+
+
+@dataclass(frozen=True)
+class _RunEvents:
+    """The events of a run's executions and the artifacts they name, read in three calls."""
+
+    by_execution: dict[int, list[Any]]
+    artifacts: dict[int, Any]
+    type_names: dict[int, str]
+
+    def producers(self, step_of: dict[int, str]) -> dict[int, tuple[str, str]]:
+        """Artifact id to the ``(step, output)`` of the run that output it, earliest first."""
+        found: dict[int, tuple[str, str]] = {}
+        for execution_id in sorted(self.by_execution):
+            for event in self.by_execution[execution_id]:
+                if event.type in _OUTPUT_EVENTS:
+                    found.setdefault(
+                        event.artifact_id, (step_of[execution_id], _event_key(event)[0])
+                    )
+        return found
+
+    def outputs(self, execution_id: int) -> tuple[ArtifactRecord, ...]:
+        """The output artifacts of one execution, sorted by output name."""
+        records = []
+        for event in self.by_execution.get(execution_id, []):
+            if event.type not in _OUTPUT_EVENTS:
+                continue
+            artifact = self.artifacts[event.artifact_id]
+            records.append(
+                ArtifactRecord(
+                    output=_event_key(event)[0],
+                    type_name=self.type_names.get(artifact.type_id, ""),
+                    uri=artifact.uri,
+                    datatype=_artifact_string(artifact, "datatype"),
+                    materializer=_artifact_string(artifact, "materializer"),
+                    summary=_artifact_string(artifact, "stepwire_summary"),
+                )
+            )
+        return tuple(sorted(records, key=lambda r: r.output))
+
+    def inputs(
+        self, execution_id: int, producers: dict[int, tuple[str, str]]
+    ) -> tuple[InputRecord, ...]:
+        """The input artifacts of one execution and their producers, sorted by input name."""
+        keyed = []
+        for event in self.by_execution.get(execution_id, []):
+            if event.type not in _INPUT_EVENTS:
+                continue
+            artifact = self.artifacts[event.artifact_id]
+            step, output = producers.get(event.artifact_id, ("", ""))
+            name, index = _event_key(event)
+            record = InputRecord(
+                input=name,
+                type_name=self.type_names.get(artifact.type_id, ""),
+                uri=artifact.uri,
+                step=step,
+                output=output,
+            )
+            keyed.append(((name, index), record))
+        return tuple(record for _, record in sorted(keyed, key=lambda pair: pair[0]))
 
 
 class RunReader:
@@ -209,55 +371,63 @@ class RunReader:
         type_names = self._context_type_names()
         executions = self._executions_of(run_context.id)
         pipeline = ""
-        steps: list[StepRecord] = []
+        nodes: dict[int, str] = {}
         for execution in executions:
-            node = ""
+            nodes[execution.id] = ""
             for context in self._store.get_contexts_by_execution(execution.id):
                 kind = type_names.get(context.type_id)
                 if kind == _PIPELINE:
                     pipeline = context.name
                 elif kind == _NODE:
-                    node = context.name
-            step = node.split(".", 1)[1] if pipeline and node.startswith(pipeline + ".") else node
-            steps.append(
-                StepRecord(
-                    step=step,
-                    status=_status(execution),
-                    start=_time(execution.create_time_since_epoch),
-                    end=_time(execution.last_update_time_since_epoch),
-                    outputs=self._outputs(execution.id),
-                    attempt=attempt_of(execution),
-                    node=_string_property(execution, NODE_PROPERTY),
-                    history=tuple(
-                        e for e in _string_property(execution, HISTORY_PROPERTY).split("; ") if e
-                    ),
-                )
-            )
+                    nodes[execution.id] = context.name
+        step_of = {
+            execution_id: node.split(".", 1)[1]
+            if pipeline and node.startswith(pipeline + ".")
+            else node
+            for execution_id, node in nodes.items()
+        }
+        events = self._events(list(nodes))
+        producers = events.producers(step_of)
+        steps = [self._step(e, step_of[e.id], events, producers) for e in executions]
         steps.sort(key=lambda s: (s.start, s.step))
         return RunRecord(pipeline=pipeline, run_name=run_context.name, steps=tuple(steps))
 
-    def _outputs(self, execution_id: int) -> tuple[ArtifactRecord, ...]:
-        events = [
-            e
-            for e in self._store.get_events_by_execution_ids([execution_id])
-            if e.type in _OUTPUT_EVENTS
-        ]
-        if not events:
-            return ()
-        artifacts = {
-            a.id: a for a in self._store.get_artifacts_by_id([e.artifact_id for e in events])
-        }
+    @staticmethod
+    def _step(
+        execution: Any, step: str, events: _RunEvents, producers: dict[int, tuple[str, str]]
+    ) -> StepRecord:
+        status = _status(execution)
+        return StepRecord(
+            step=step,
+            status=status,
+            start=_time(execution.create_time_since_epoch),
+            end=_time(execution.last_update_time_since_epoch),
+            outputs=events.outputs(execution.id),
+            attempt=attempt_of(execution),
+            node=_string_property(execution, NODE_PROPERTY),
+            history=tuple(
+                e for e in _string_property(execution, HISTORY_PROPERTY).split("; ") if e
+            ),
+            parameters=_parameters(execution),
+            inputs=events.inputs(execution.id, producers),
+            failure=_failure(execution, status),
+        )
+
+    def _events(self, execution_ids: Iterable[int]) -> _RunEvents:
+        ids = sorted(execution_ids)
+        by_execution: dict[int, list[Any]] = {i: [] for i in ids}
+        if not ids:
+            return _RunEvents(by_execution, {}, {})
+        for event in self._store.get_events_by_execution_ids(ids):
+            by_execution[event.execution_id].append(event)
+        artifact_ids = sorted({e.artifact_id for found in by_execution.values() for e in found})
+        artifacts = (
+            {a.id: a for a in self._store.get_artifacts_by_id(artifact_ids)} if artifact_ids else {}
+        )
         type_ids = sorted({a.type_id for a in artifacts.values()})
-        types = {t.id: t.name for t in self._store.get_artifact_types_by_id(type_ids)}
-        records = []
-        for event in events:
-            artifact = artifacts[event.artifact_id]
-            keys = [step.key for step in event.path.steps if step.HasField("key")]
-            records.append(
-                ArtifactRecord(
-                    output=keys[0] if keys else "",
-                    type_name=types.get(artifact.type_id, ""),
-                    uri=artifact.uri,
-                )
-            )
-        return tuple(sorted(records, key=lambda r: r.output))
+        types = (
+            {t.id: t.name for t in self._store.get_artifact_types_by_id(type_ids)}
+            if type_ids
+            else {}
+        )
+        return _RunEvents(by_execution, artifacts, types)
