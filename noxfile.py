@@ -27,7 +27,7 @@ nox.options.error_on_missing_interpreters = True
 
 def _sync(session: nox.Session, *groups: str) -> None:
     """Installs the locked workspace (both packages and the given groups)."""
-    args = ["uv", "sync", "--frozen", "--all-packages", "--no-python-downloads"]
+    args = ["uv", "sync", "--frozen", "--all-packages", "--no-python-downloads", "-q"]
     for group in groups:
         args += ["--group", group]
     session.run_install(
@@ -106,8 +106,8 @@ def codegen_check(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def demo(session: nox.Session) -> None:
     """Runs the demo pipeline twice (the second run is cached), then shows the run."""
-    # The runtime and the demo's models only: none of the development tools.
-    _sync_runtime(session, "sklearn")
+    # The runtime and the demo's data and models only: none of the development tools.
+    _sync_runtime(session, "pandas", "sklearn")
     target = "python/examples/wine_pipeline.py:wine_pipeline"
     session.run("stepwire", "run", target, *session.posargs)
     session.log("Running it again: every step comes from the cache.")
@@ -117,6 +117,9 @@ def demo(session: nox.Session) -> None:
     session.run("stepwire", "runs", "show", last)
     session.log("What the demo computed (the report step's output):")
     session.run("stepwire", "runs", "output", last, "report")
+    # A picture of the run: the DAG, a timeline, and each step's details and log.
+    session.run("stepwire", "runs", "show", last, "--html", ".stepwire/run.html", silent=True)
+    session.log("The run's page, for a browser: .stepwire/run.html")
 
 
 # Prints the name of the newest run recorded in the default stack's ML Metadata.

@@ -7,89 +7,39 @@ Eight steps with a fan-out and a fan-in:
 
 Run it with ``nox -s demo`` or ``stepwire run python/examples/wine_pipeline.py:wine_pipeline``.
 The data set ships inside scikit-learn: nothing is fetched from the internet.
-Models travel between steps as plain parameters (``LinearModel``) written by
-the ``LinearModelMaterializer`` below, a user materializer registered by import;
-nothing is pickled.
+The data travels as a pandas DataFrame and Series (Parquet), the models as fitted
+scikit-learn pipelines (skops), with stepwire's built-in materializers: nothing is
+pickled and no materializer is written by hand. The models are annotated
+``Pipeline``: a pipeline is a ``BaseEstimator`` but not a ``ClassifierMixin``.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from stepwire import io_utils
-from stepwire.artifacts import ModelArtifact
-from stepwire.materializers import BaseMaterializer
 from stepwire.pipelines import pipeline
 from stepwire.steps import BaseStep, Output, step
 
 
-@dataclass(frozen=True)
-class LinearModel:
-    """A fitted linear classifier, reduced to what prediction needs."""
-
-    kind: str
-    coef: np.ndarray
-    intercept: np.ndarray
-    classes: np.ndarray
-    mean: np.ndarray
-    scale: np.ndarray
-
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        """Predicts the class of each row."""
-        scores = ((features - self.mean) / self.scale) @ self.coef.T + self.intercept
-        return np.asarray(self.classes[np.argmax(scores, axis=1)])
-
-
-class LinearModelMaterializer(BaseMaterializer):
-    """Writes a ``LinearModel`` as one ``.npz`` of arrays plus its kind, without pickle."""
-
-    ASSOCIATED_TYPES: ClassVar[tuple[type, ...]] = (LinearModel,)
-    ASSOCIATED_ARTIFACT_TYPES: ClassVar[tuple[type[Any], ...]] = (ModelArtifact,)
-
-    def handle_input(self, data_type: type) -> LinearModel:
-        """Reads the model back."""
-        super().handle_input(data_type)
-        with io_utils.open_file(io_utils.join(self.artifact.uri, "model.npz"), "rb") as f:
-            arrays = dict(np.load(f, allow_pickle=False))
-        with io_utils.open_file(io_utils.join(self.artifact.uri, "kind.json"), "r") as f:
-            kind = json.load(f)
-        return LinearModel(kind=kind, **arrays)
-
-    def handle_return(self, data: LinearModel) -> None:
-        """Writes the model."""
-        super().handle_return(data)
-        io_utils.makedirs(self.artifact.uri)
-        with io_utils.open_file(io_utils.join(self.artifact.uri, "model.npz"), "wb") as f:
-            np.savez(
-                f,
-                coef=data.coef,
-                intercept=data.intercept,
-                classes=data.classes,
-                mean=data.mean,
-                scale=data.scale,
-            )
-        with io_utils.open_file(io_utils.join(self.artifact.uri, "kind.json"), "w") as f:
-            json.dump(data.kind, f)
-
-
 @step
-def load_data() -> Output(features=np.ndarray, target=np.ndarray):  # type: ignore[valid-type]
-    """Loads the wine data set that scikit-learn ships."""
+def load_data() -> Output(features=pd.DataFrame, target=pd.Series):  # type: ignore[valid-type]
+    """Loads the wine data set that scikit-learn ships, as a DataFrame and a Series."""
     from sklearn.datasets import load_wine
 
-    data = load_wine()
-    return np.asarray(data.data, dtype=np.float64), np.asarray(data.target, dtype=np.int64)
+    data = load_wine(as_frame=True)
+    return data.data, data.target
 
 
 @step
 def split(
-    features: np.ndarray, target: np.ndarray, test_fraction: float = 0.3, seed: int = 7
+    features: pd.DataFrame, target: pd.Series, test_fraction: float = 0.3, seed: int = 7
 ) -> Output(  # type: ignore[valid-type]
-    x_train=np.ndarray, x_test=np.ndarray, y_train=np.ndarray, y_test=np.ndarray
+    x_train=pd.DataFrame, x_test=pd.DataFrame, y_train=pd.Series, y_test=pd.Series
 ):
     """Splits rows into a training and a test set, stratified by class."""
     from sklearn.model_selection import train_test_split
@@ -100,59 +50,53 @@ def split(
     return x_train, x_test, y_train, y_test
 
 
-def _fit(kind: str, estimator: Any, x_train: np.ndarray, y_train: np.ndarray) -> LinearModel:
-    mean, scale = x_train.mean(axis=0), x_train.std(axis=0)
-    estimator.fit((x_train - mean) / scale, y_train)
-    return LinearModel(
-        kind=kind,
-        coef=np.asarray(estimator.coef_),
-        intercept=np.asarray(estimator.intercept_),
-        classes=np.asarray(estimator.classes_),
-        mean=mean,
-        scale=scale,
-    )
-
-
 @step
-def train_logistic(x_train: np.ndarray, y_train: np.ndarray, c: float = 0.05) -> LinearModel:
+def train_logistic(x_train: pd.DataFrame, y_train: pd.Series, c: float = 0.05) -> Pipeline:
     """Fits a logistic regression (strongly regularised, so the two models differ)."""
     from sklearn.linear_model import LogisticRegression
 
-    return _fit("logistic regression", LogisticRegression(C=c, max_iter=1000), x_train, y_train)
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000))
+    return model.fit(x_train, y_train)
 
 
 @step
-def train_ridge(x_train: np.ndarray, y_train: np.ndarray, alpha: float = 1.0) -> LinearModel:
+def train_ridge(x_train: pd.DataFrame, y_train: pd.Series, alpha: float = 1.0) -> Pipeline:
     """Fits a ridge classifier."""
     from sklearn.linear_model import RidgeClassifier
 
-    return _fit("ridge classifier", RidgeClassifier(alpha=alpha), x_train, y_train)
+    return make_pipeline(StandardScaler(), RidgeClassifier(alpha=alpha)).fit(x_train, y_train)
 
 
-def _accuracy(model: LinearModel, x_test: np.ndarray, y_test: np.ndarray) -> float:
-    return float(np.mean(model.predict(x_test) == y_test))
+def _accuracy(model: Pipeline, x_test: pd.DataFrame, y_test: pd.Series) -> float:
+    return float(np.mean(model.predict(x_test) == y_test.to_numpy()))
 
 
 @step
-def evaluate_logistic(model: LinearModel, x_test: np.ndarray, y_test: np.ndarray) -> float:
+def evaluate_logistic(model: Pipeline, x_test: pd.DataFrame, y_test: pd.Series) -> float:
     """Test-set accuracy of the logistic regression."""
     return _accuracy(model, x_test, y_test)
 
 
 @step
-def evaluate_ridge(model: LinearModel, x_test: np.ndarray, y_test: np.ndarray) -> float:
+def evaluate_ridge(model: Pipeline, x_test: pd.DataFrame, y_test: pd.Series) -> float:
     """Test-set accuracy of the ridge classifier."""
     return _accuracy(model, x_test, y_test)
 
 
+_KINDS = {"LogisticRegression": "logistic regression", "RidgeClassifier": "ridge classifier"}
+
+
 @step
 def pick_best(
-    logistic: LinearModel, logistic_accuracy: float, ridge: LinearModel, ridge_accuracy: float
+    logistic: Pipeline,
+    logistic_accuracy: float,
+    ridge: Pipeline,
+    ridge_accuracy: float,
 ) -> Output(best=str, accuracy=float):  # type: ignore[valid-type]
     """Chooses the model with the higher accuracy (ties go to the logistic regression)."""
     if ridge_accuracy > logistic_accuracy:
-        return ridge.kind, ridge_accuracy
-    return logistic.kind, logistic_accuracy
+        return _KINDS[type(ridge[-1]).__name__], ridge_accuracy
+    return _KINDS[type(logistic[-1]).__name__], logistic_accuracy
 
 
 @step

@@ -93,10 +93,17 @@ def test_runs_show_describes_the_run(demo: Demo) -> None:
     shown = demo.stepwire("runs", "show", run.run_name)
     assert shown.returncode == 0, shown.stderr
     assert f"run {run.run_name} of pipeline wine_classifier: completed" in shown.stdout
-    assert shown.stdout.count("  step ") == 8
-    assert "step train_ridge: cached, start " in shown.stdout
+    assert "8 steps: 8 cached" in shown.stdout
+    lines = shown.stdout.splitlines()
+    for step in ("load_data", "split", "train_ridge", "report"):
+        assert len([x for x in lines if f" {step} " in x and "cached" in x]) == 1, step
+    # The DAG: the two evaluations each take the split and their own model.
+    assert any("evaluate_ridge" in x and "← split, train_ridge" in x for x in lines)
     assert "cached yes" not in shown.stdout
-    assert "output output (stepwire.ModelArtifact):" in shown.stdout
+    # What each output is, without loading it (the materializers' summaries).
+    assert "train_ridge.output (stepwire.ModelArtifact):" in shown.stdout
+    assert "DataFrame of 124 rows \N{MULTIPLICATION SIGN} 13 columns" in shown.stdout
+    assert "RidgeClassifier()" in shown.stdout
 
     listed = demo.stepwire("runs", "list")
     assert run.run_name in listed.stdout
@@ -110,9 +117,13 @@ def test_runs_show_describes_the_run(demo: Demo) -> None:
     assert several.stderr.strip() == (
         "stepwire: step 'split' has several outputs (x_test, x_train, y_test, y_train): name one"
     )
-    features = demo.stepwire("runs", "output", run.run_name, "split", "y_test")
-    assert features.returncode == 0, features.stderr
-    assert features.stdout.startswith("array([")
+    labels = demo.stepwire("runs", "output", run.run_name, "split", "y_test")
+    assert labels.returncode == 0, labels.stderr
+    assert labels.stdout.rstrip().endswith("Name: target, dtype: int64")
+    assert len(labels.stdout.splitlines()) == 55  # 54 rows and the footer
+    # A model reads back through skops, as the step that consumes it reads it.
+    model = demo.value(run.run_name, "train_ridge", "output")
+    assert type(model).__name__ == "Pipeline"
 
     missing = demo.stepwire("runs", "show", "no-such-run")
     assert missing.returncode == 1
