@@ -80,3 +80,38 @@ def test_run_names_a_missing_file_and_a_missing_dependency(tmp_path: Path) -> No
         "stepwire: 'needs.py' imports 'a_package_that_is_not_installed', which is not "
         f"installed in this environment ({sys.executable})"
     )
+
+
+def test_reading_runs_in_an_empty_folder_creates_nothing_and_names_the_store(
+    tmp_path: Path,
+) -> None:
+    listed = _stepwire(tmp_path, "runs", "list")
+    assert listed.returncode == 0, explain(listed)
+    store = tmp_path / ".stepwire" / "metadata.db"
+    assert listed.stdout.strip() == (
+        f"no runs recorded yet in the metadata store SQLite file {store} (it does not exist yet)"
+    )
+    shown = _stepwire(tmp_path, "runs", "show", "r")
+    assert shown.returncode == 1
+    assert shown.stderr.strip() == (
+        f"stepwire: no run named 'r' in the metadata store SQLite file {store} "
+        "(it does not exist yet)"
+    )
+    logs = _stepwire(tmp_path, "logs", "r", "s")
+    assert logs.returncode == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_run_names_sort_in_the_order_runs_started() -> None:
+    import re
+    import time
+
+    from stepwire.orchestrators.base_orchestrator import default_run_name
+
+    first = default_run_name("p")
+    time.sleep(0.002)
+    second = default_run_name("p")
+    pattern = r"p-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{6}Z"
+    assert re.fullmatch(pattern, first), first
+    assert re.fullmatch(pattern, second), second
+    assert sorted([second, first]) == [first, second]

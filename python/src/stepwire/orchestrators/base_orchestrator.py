@@ -50,7 +50,10 @@ class RuntimeConfiguration:
 
 
 def default_run_name(pipeline_name: str) -> str:
-    """Returns ``<pipeline>-<dd_Mon_yy-HH_MM_SS_micro>`` for the current time.
+    """Returns ``<pipeline>-<YYYY-MM-DDTHH-MM-SS-micro>`` for the current UTC time.
+
+    ISO-like, so the names of a pipeline's runs sort in the order they started, and
+    no character needs quoting in a shell, a URL or a Kubernetes label value.
 
     Args:
         pipeline_name: The pipeline name.
@@ -58,7 +61,8 @@ def default_run_name(pipeline_name: str) -> str:
     Returns:
         A run name that is unique unless two runs start in the same microsecond.
     """
-    return f"{pipeline_name}-{datetime.datetime.now():%d_%b_%y-%H_%M_%S_%f}"
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return f"{pipeline_name}-{now:%Y-%m-%dT%H-%M-%S-%f}Z"
 
 
 class BaseOrchestrator(ABC):

@@ -208,9 +208,20 @@ def first_error_line(log: Path, code: int) -> str:
     Returns:
         The line, or a phrase naming the exit code and the log when there is none.
     """
-    for line in log.read_text("utf-8", errors="replace").splitlines():
+    lines = log.read_text("utf-8", errors="replace").splitlines()
+    for line in lines:
         if line.startswith("stepwire: "):
             return line.removeprefix("stepwire: ")
+    for line in lines:
+        if "No module named 'stepwire" in line:
+            # The interpreter of the step's command is not the one stepwire is
+            # installed in: say which, in one line.
+            interpreter = line.split(":", 1)[0].strip() or "the step's interpreter"
+            return (
+                f"the step's interpreter {interpreter} cannot import stepwire (exit code "
+                f"{code}): install stepwire there, or launch steps with the interpreter "
+                "that has it"
+            )
     return f"exit code {code}, see {log}"
 
 
