@@ -115,3 +115,20 @@ def test_default_run_names_sort_in_the_order_runs_started() -> None:
     assert re.fullmatch(pattern, first), first
     assert re.fullmatch(pattern, second), second
     assert sorted([second, first]) == [first, second]
+
+
+def test_the_step_entrypoint_shows_its_help_and_exits_0(tmp_path: Path) -> None:
+    for flag in ("--help", "-h"):
+        shown = subprocess.run(
+            [sys.executable, "-m", "stepwire.entrypoints.step_entrypoint", flag],
+            cwd=tmp_path,
+            env=clean_environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert shown.returncode == 0, explain(shown)
+        assert shown.stdout.startswith("usage: python -m stepwire.entrypoints.step_entrypoint")
+        assert "--pipeline_json" in shown.stdout
+        assert "70 step_failed" in shown.stdout
