@@ -213,6 +213,8 @@ def test_the_workflow_is_a_dag_of_the_steps_valid_by_argo_and_kubernetes(
     assert env["STEPWIRE_METADATA_HOST"] == "mlmd.ml.svc.cluster.local"
     assert env["STEPWIRE_ARTIFACT_STORE"] == "s3://ml-artifacts/runs"
     assert env["PYTHONPATH"] == "/app"
+    # A retry of a pod lost after its step published exits 0, never failing the run.
+    assert env["STEPWIRE_TOLERATE_RERUN"] == "1"
     assert workflow["metadata"]["name"] == "fit-run-1"
     assert workflow["metadata"]["namespace"] == "ml"
 

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from stepwire.constants import ENV_TOLERATE_RERUN
 from stepwire.entrypoints.step_entrypoint_configuration import (
     DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND,
 )
@@ -128,6 +129,9 @@ def pod_environment(stack: Stack, settings: ClusterSettings) -> dict[str, str]:
     }
     env[ENV_CONFIG] = ""
     env["PYTHONPATH"] = settings.workdir
+    # The engine retries a pod that was lost, and one lost after its step published
+    # must not fail the run: such a retry exits 0 ("already succeeded"), not 67.
+    env[ENV_TOLERATE_RERUN] = "1"
     return env
 
 
