@@ -9,9 +9,10 @@ So a launch first claims the step's next attempt number. A claim is an ML Metada
 context of type ``stepwire_attempt`` named after the run, the node and the number.
 Context names are unique per type, so creating one is atomic: of two launches that
 claim the same number, one gets ``AlreadyExistsError``. A claim holds its owner (host,
-process id, a random token) and a lease (``lease_until``, milliseconds since the
-epoch) that a heartbeat renews while the attempt runs; the attempt releases it when it
-ends, and the step's supervisor releases it when the attempt's process dies.
+process id, a random token) and a lease (``lease_until``, seconds since the epoch as
+a double: ML Metadata's integer properties are 32 bits on MySQL) that a heartbeat
+renews while the attempt runs; the attempt releases it when it ends, and the step's
+supervisor releases it when the attempt's process dies.
 
 A launch that finds a live claim waits (``$STEPWIRE_ATTEMPT_WAIT`` seconds, twice the
 lease by default) for it to be released or to expire, then claims the next number; if
@@ -116,8 +117,13 @@ def claim_name(node_context: str, run_name: str, attempt: int) -> str:
     return f"{node_context[:120]}@sha256:{digest}#{attempt}"
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
+def _now() -> float:
+    return time.time()
+
+
+def _float(context: Any, key: str) -> float:
+    value = context.custom_properties.get(key)
+    return float(value.double_value) if value is not None else 0.0
 
 
 def _int(context: Any, key: str) -> int:
@@ -130,17 +136,17 @@ def _str(context: Any, key: str) -> str:
     return str(value.string_value) if value is not None else ""
 
 
-def is_live(context: Any, now_ms: int | None = None) -> bool:
+def is_live(context: Any, now: float | None = None) -> bool:
     """Whether a claim's attempt may still be running.
 
     Args:
         context: The claim's context.
-        now_ms: The time, milliseconds since the epoch (now by default).
+        now: The time, seconds since the epoch (now by default).
 
     Returns:
         True while its lease has not expired and it was not released.
     """
-    return _int(context, "lease_until") > (_now_ms() if now_ms is None else now_ms)
+    return _float(context, "lease_until") > (_now() if now is None else now)
 
 
 @dataclass
@@ -173,7 +179,7 @@ def _try_create(store: Any, type_id: int, name: str, attempt: int, owner: str) -
     context = _protos.MLMDContext(type_id=type_id, name=name)
     context.custom_properties["owner"].string_value = owner
     context.custom_properties["attempt"].int_value = attempt
-    context.custom_properties["lease_until"].int_value = _now_ms() + int(lease_seconds() * 1000)
+    context.custom_properties["lease_until"].double_value = _now() + lease_seconds()
     context.custom_properties["state"].string_value = "running"
     try:
         [context_id] = store.put_contexts([context])
@@ -222,7 +228,7 @@ def claim_attempt(
             attempt += 1
             continue
         if time.monotonic() >= deadline:
-            until = _int(existing, "lease_until") / 1000
+            until = _float(existing, "lease_until")
             raise AttemptInProgressError(
                 f"step '{step}' of run '{run_name}' is being run by another attempt "
                 f"(attempt {attempt}, {_str(existing, 'owner')}, lease until "
@@ -231,12 +237,12 @@ def claim_attempt(
         sleep(_POLL)
 
 
-def _update(mlmd: GuardedMetadata, claim: Claim, lease_until: int, state: str) -> None:
+def _update(mlmd: GuardedMetadata, claim: Claim, lease_until: float, state: str) -> None:
     with mlmd as m:
         [context] = m.store.get_contexts_by_id([claim.context_id])
         if _str(context, "owner") != claim.owner:
             return  # not ours (cannot happen: names are unique), never overwrite
-        context.custom_properties["lease_until"].int_value = lease_until
+        context.custom_properties["lease_until"].double_value = lease_until
         context.custom_properties["state"].string_value = state
         m.store.put_contexts([context])
 
@@ -252,7 +258,7 @@ def release(mlmd: GuardedMetadata, claim: Claim, state: str) -> None:
         state: How the attempt ended, recorded on the claim (``completed``...).
     """
     try:
-        _update(mlmd, claim, 0, state)
+        _update(mlmd, claim, 0.0, state)
     except Exception as e:  # the lease expires anyway
         logger.warning("Could not release the claim %s: %s", claim.name, e)
 
@@ -286,7 +292,7 @@ class Heartbeat:
         while not self._stop.wait(period):
             try:
                 mlmd = mlmd or self._connect()
-                until = _now_ms() + int(lease_seconds() * 1000)
+                until = _now() + lease_seconds()
                 _update(mlmd, self._claim, until, "running")
             except Exception as e:  # renewed at the next beat, or the lease expires
                 logger.warning("Could not renew the claim %s: %s", self._claim.name, e)
@@ -316,7 +322,7 @@ def release_claims_of(
             if context is None:
                 break
             if is_live(context) and _str(context, "owner").startswith(owner_start):
-                context.custom_properties["lease_until"].int_value = 0
+                context.custom_properties["lease_until"].double_value = 0.0
                 context.custom_properties["state"].string_value = "died"
                 m.store.put_contexts([context])
                 released.append(attempt)
