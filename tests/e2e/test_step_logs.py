@@ -179,3 +179,29 @@ def test_follow_prints_a_running_steps_log_until_it_ends(project: StackDir) -> N
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def test_the_local_orchestrator_keeps_each_steps_output_too(project: StackDir) -> None:
+    proc = project.cli(
+        [
+            "run",
+            f"{project.root}/chatty_pipeline.py:chatty_pipeline",
+            "--run-name",
+            "r5",
+            "--orchestrator",
+            "local",
+        ],
+        project.root,
+        FAIL_MARKER=str(project.root / "r5.marker"),
+        ALWAYS_FAIL="1",
+    )
+    assert proc.returncode == 1, explain(proc)
+    # Still on the terminal, as before...
+    assert "hello from the step's stdout" in proc.stdout
+    # ...and in the store, the failed step's traceback included.
+    talk = _logs(project, "r5", "talk")
+    assert "hello from the step's stdout" in talk.stdout, explain(talk)
+    assert "and from its stderr" in talk.stdout
+    fail = _logs(project, "r5", "fail")
+    assert "attempt 1 starts" in fail.stdout, explain(fail)
+    assert "RuntimeError: attempt 1 failed on purpose" in fail.stdout

@@ -22,8 +22,11 @@ store: the supervisor stays small.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -288,3 +291,80 @@ def follow_log(
             if quiet_since_done > _QUIET_POLLS:
                 return
         time.sleep(poll)
+
+
+class CapturedOutput:
+    """What :func:`capture_output` hands its block: a way to add to the log only."""
+
+    def __init__(self, writer: StepLogWriter) -> None:
+        self._writer = writer
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        """Adds bytes to the step's log, not to the terminal.
+
+        Args:
+            data: The bytes.
+        """
+        with self._lock:
+            self._writer.write(data)
+
+
+@contextlib.contextmanager
+def capture_output(artifact_root: str, run_name: str, step_name: str) -> Iterator[CapturedOutput]:
+    """Keeps what this process prints to fd 1 and 2 in a step's log, for a step run in-process.
+
+    The ``local`` orchestrator runs steps in its own process, without a supervisor:
+    while the block runs, fds 1 and 2 are pipes that a thread copies to the
+    terminal and to the log, so the log holds exactly what a step process's would.
+
+    Args:
+        artifact_root: The artifact store's root.
+        run_name: The run.
+        step_name: The step.
+
+    Yields:
+        The captured output, to add what only the log should get (a traceback).
+    """
+    writer = StepLogWriter(artifact_root, run_name, step_name)
+    captured = CapturedOutput(writer)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    pipes = {fd: os.pipe() for fd in (1, 2)}
+    threads = []
+    for fd, (read_end, write_end) in pipes.items():
+        os.dup2(write_end, fd)
+        os.close(write_end)
+        # The thread's own copy of the terminal: the saved fd is closed when the block ends.
+        terminal = os.dup(saved[fd])
+        thread = threading.Thread(
+            target=_copy, args=(read_end, terminal, captured), name=f"stepwire-tee-{fd}"
+        )
+        thread.start()
+        threads.append(thread)
+    try:
+        yield captured
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, original in saved.items():
+            os.dup2(original, fd)  # closes the pipe's last write end: the thread ends
+            os.close(original)
+        for thread in threads:
+            thread.join()
+        writer.close()
+
+
+def _copy(read_end: int, terminal: int, captured: CapturedOutput) -> None:
+    """Copies a pipe to the terminal's fd and to the log until the pipe ends."""
+    try:
+        while data := os.read(read_end, 65536):
+            view = memoryview(data)
+            with contextlib.suppress(OSError):  # whoever reads the terminal is gone
+                while view:
+                    view = view[os.write(terminal, view) :]
+            captured.write(data)
+    finally:
+        os.close(read_end)
+        os.close(terminal)

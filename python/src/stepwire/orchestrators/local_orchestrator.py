@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+import traceback
 from typing import TYPE_CHECKING
 
+from stepwire import step_logs
 from stepwire.orchestrators.base_orchestrator import BaseOrchestrator, RuntimeConfiguration
 from stepwire.orchestrators.progress import PipelineRunFailedError, ProgressReporter, RunSummary
 from stepwire.pipeline_ir import PipelineIndex
@@ -61,7 +63,15 @@ class LocalOrchestrator(BaseOrchestrator):
             progress.started(step.name)
             start = time.monotonic()
             try:
-                result = launch_step(step, run_name, pb2_pipeline, stack, index=index)
+                # The step's output is kept with the run, as a step process's is.
+                with step_logs.capture_output(
+                    stack.artifact_store.path, run_name, step.name
+                ) as log:
+                    try:
+                        result = launch_step(step, run_name, pb2_pipeline, stack, index=index)
+                    except Exception as exc:
+                        log.write("".join(traceback.format_exception(exc)).encode())
+                        raise
             except Exception as exc:  # reported, then re-raised after the summary
                 failure = exc
                 progress.finished(step.name, "failed", time.monotonic() - start, str(exc))
