@@ -126,7 +126,7 @@ def test_the_demo_runs_then_reruns_from_the_cache_with_s3_uris(server_stack: Ser
     assert {s.status for s in run.steps} == {"completed"}
     s3 = server_stack.s3()
     for record in run.steps:
-        assert f"step {record.step}:" in shown.stdout
+        assert f" {record.step} " in shown.stdout
         for output in record.outputs:
             assert output.uri.startswith(f"{server_stack.artifact_root}/{record.step}/")
             assert output.uri in shown.stdout
@@ -440,3 +440,48 @@ def test_the_password_is_never_in_argv_explain_stderr_or_the_failure_record(
     assert json.loads(data)["kind"] == "infrastructure"
     for secret in (password, wrong):
         assert secret not in ran.stdout + ran.stderr + data
+
+
+HEARTBEAT = textwrap.dedent(
+    """
+    import time
+
+    from stepwire.pipelines import pipeline
+    from stepwire.steps import step
+
+
+    @step
+    def long_one() -> int:
+        time.sleep(6)
+        return 1
+
+
+    @pipeline
+    def beating(long_one):
+        long_one()
+
+
+    beating_pipeline = beating(long_one=long_one())
+    """
+)
+
+
+def test_a_long_step_keeps_its_claim_alive_on_a_database_server(
+    server_stack: ServerStack,
+) -> None:
+    (server_stack.root / "beating_pipeline.py").write_text(HEARTBEAT)
+    target = f"{server_stack.root}/beating_pipeline.py:beating_pipeline"
+    started = time.time()
+    # A 1.5 s lease renewed every 0.5 s while the step sleeps 6 s: the heartbeat's
+    # connection of its own works beside the launch's.
+    proc = server_stack.cli(
+        ["run", target, "--run-name", "beats"], server_stack.root, STEPWIRE_ATTEMPT_LEASE="1.5"
+    )
+    assert proc.returncode == 0, explain(proc)
+    store = server_stack.store()
+    [claim] = store.get_contexts_by_type("stepwire_attempt")
+    assert claim.name.endswith("@beats#1")
+    assert claim.custom_properties["state"].string_value == "completed"
+    assert claim.custom_properties["lease_until"].double_value == 0.0  # released
+    # Renewed well after the lease it started with would have expired.
+    assert claim.last_update_time_since_epoch / 1000 > started + 4

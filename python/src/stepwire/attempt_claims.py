@@ -158,12 +158,15 @@ class Claim:
         name: The claim's context name.
         context_id: Its context id.
         owner: Who holds it.
+        store_lost: Set when the metadata store stopped answering during the
+            attempt: the claim is then left to expire, not released.
     """
 
     attempt: int
     name: str
     context_id: int
     owner: str
+    store_lost: bool = False
 
 
 def _context_type_id(store: Any) -> int:
@@ -257,6 +260,9 @@ def release(mlmd: GuardedMetadata, claim: Claim, state: str) -> None:
         claim: The claim.
         state: How the attempt ended, recorded on the claim (``completed``...).
     """
+    if claim.store_lost:
+        logger.warning("Not releasing the claim %s: the metadata store is gone", claim.name)
+        return
     try:
         _update(mlmd, claim, 0.0, state)
     except Exception as e:  # the lease expires anyway

@@ -232,8 +232,15 @@ def _launch_claimed(  # noqa: PLR0917 - the launch's whole state, passed once
     try:
         with attempt_claims.Heartbeat(lambda: _connect(stack), claim):
             execution_info = _run_launcher(step_launcher, stack, mlmd, node)
+    except BaseException as e:
+        if _store_failed(e):
+            # More calls to a metadata server that just went away only wait, and
+            # ML Metadata's MySQL client can crash reconnecting: the claim expires.
+            claim.store_lost = True
+        raise
     finally:
-        _record_attempt(mlmd, node, execution_info, attempt)
+        if not claim.store_lost and not _record_attempt(mlmd, node, execution_info, attempt):
+            claim.store_lost = True
     duration = time.monotonic() - start
 
     if execution_info is None or execution_info.execution_id is None:
@@ -305,13 +312,25 @@ def _run_launcher(
         stack.cleanup_step_run()
 
 
+def _store_failed(error: BaseException) -> bool:
+    """Whether a launch failed because the metadata store could not be used."""
+    from stepwire.mlmd_guard import MetadataClientError
+
+    if isinstance(error, (InfrastructureError, MetadataClientError)):
+        return True
+    return type(error).__module__.startswith("ml_metadata")
+
+
 def _record_attempt(
     mlmd: GuardedMetadata, node: _protos.PipelineNode, execution_info: Any, attempt: int
-) -> None:
+) -> bool:
     """Records the attempt's number and node on its execution, once it has ended.
 
     Best effort: when ML Metadata cannot be written the launch has already failed
     or succeeded, and that outcome, not this record, is what the step reports.
+
+    Returns:
+        Whether ML Metadata answered.
     """
     execution_id = getattr(execution_info, "execution_id", None)
     try:
@@ -327,6 +346,8 @@ def _record_attempt(
                 m.store.put_executions(executions)
     except Exception as e:  # the outcome of the launch matters more than this record
         logger.warning("Could not record attempt %d in ML Metadata: %s", attempt, e)
+        return False
+    return True
 
 
 def _bound_node(pipeline: _protos.Pipeline, node_id: str) -> _protos.PipelineNode:
