@@ -201,3 +201,18 @@ def test_ml_metadata_describes_the_tables_and_the_model(tutorial: tuple[StackDir
     assert recorded["stepwire_summary"] == "SVC(gamma=0.001)"
     assert recorded["stepwire_fitted"] == "yes"
     assert set(json.loads(recorded["stepwire_libraries"])) == {"scikit-learn", "skops"}
+
+
+def test_the_tutorial_runs_in_process_on_the_local_orchestrator_too(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "tutorial.py").write_text(ported())
+    stack = StackDir(tmp_path / "stack", orchestrator="local", drop=("PYTHON",))
+    proc = stack.run([sys.executable, "tutorial.py"], cwd=project, timeout=600)
+    assert proc.returncode == 0, explain(proc)
+    [run] = RunReader(stack.store()).list_runs()
+    assert {s.status for s in run.steps} == {"completed"}
+    _, _, accuracy = _expected()
+    assert stack.output(run.run_name, "evaluator", float) == accuracy
