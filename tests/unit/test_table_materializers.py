@@ -311,8 +311,9 @@ def test_a_dataframe_records_its_shape_schema_and_versions(tmp_path: Path) -> No
     recorded = properties(artifact)
     assert recorded["stepwire_rows"] == 3
     assert recorded["stepwire_columns"] == 2
+    # The unit of a date range is pandas' own choice (ns before 3, us since).
     assert json.loads(recorded["stepwire_schema"]) == [
-        ["when", "datetime64[us, UTC]"],
+        ["when", str(frame["when"].dtype)],
         ["n", "int64"],
     ]
     assert json.loads(recorded["stepwire_libraries"]) == {

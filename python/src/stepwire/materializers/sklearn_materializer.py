@@ -79,6 +79,10 @@ DEFAULT_TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
     # Stacking and voting ensembles, calibrated classifiers.
     "sklearn.utils._bunch.Bunch",
+    # Metadata routing requests (plain records of which parameters go where) that
+    # scikit-learn 1.7's search and meta-estimators keep once fitted.
+    "sklearn.utils._metadata_requests.MetadataRequest",
+    "sklearn.utils._metadata_requests.MethodMetadataRequest",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
     # Search over parameters.
