@@ -53,7 +53,7 @@ from ml_metadata import errors as mlmd_errors
 from ml_metadata.metadata_store import metadata_store
 from tfx.orchestration import metadata
 
-from stepwire import _protos, io_utils
+from stepwire import _protos, io_utils, redaction
 from stepwire.exceptions import InfrastructureError
 
 _T = TypeVar("_T")
@@ -764,9 +764,30 @@ class GuardedMetadataStore:
 
         @functools.wraps(attribute)
         def guarded(*args: Any, **kwargs: Any) -> Any:
+            if name.startswith("put_") and redaction.known():
+                _redact_properties((args, kwargs))
             return self._call(name, lambda store: getattr(store, name)(*args, **kwargs))
 
         return guarded
+
+
+def _redact_properties(value: Any) -> None:
+    """Cuts the process's secrets out of the string properties of rows about to be written.
+
+    TFX records a failed step's exception, message and traceback, on its execution;
+    a secret the step read must not reach ML Metadata that way.
+    """
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _redact_properties(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _redact_properties(item)
+    elif hasattr(value, "custom_properties") and hasattr(value, "properties"):
+        for properties in (value.properties, value.custom_properties):
+            for property_value in properties.values():
+                if property_value.HasField("string_value"):
+                    property_value.string_value = redaction.redact(property_value.string_value)
 
 
 class GuardedMetadata(metadata.Metadata):

@@ -30,6 +30,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
+from stepwire import redaction
+
 ENV_MAX_BYTES = "STEPWIRE_STEP_LOG_MAX_BYTES"
 """The most bytes of a step's output its log keeps (the tail)."""
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
@@ -357,14 +359,23 @@ def capture_output(artifact_root: str, run_name: str, step_name: str) -> Iterato
 
 
 def _copy(read_end: int, terminal: int, captured: CapturedOutput) -> None:
-    """Copies a pipe to the terminal's fd and to the log until the pipe ends."""
+    """Copies a pipe to the terminal's fd and to the log until the pipe ends.
+
+    The step runs in this process, so the secrets it read are this process's own
+    and are redacted from both copies.
+    """
+    redactor = redaction.StreamRedactor()
     try:
-        while data := os.read(read_end, 65536):
+        while True:
+            chunk = os.read(read_end, 65536)
+            data = redactor.feed(chunk) if chunk else redactor.flush()
             view = memoryview(data)
             with contextlib.suppress(OSError):  # whoever reads the terminal is gone
                 while view:
                     view = view[os.write(terminal, view) :]
             captured.write(data)
+            if not chunk:
+                break
     finally:
         os.close(read_end)
         os.close(terminal)

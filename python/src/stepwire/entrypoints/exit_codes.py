@@ -274,12 +274,16 @@ def report(kind: FailureKind, message: str, error: BaseException | None = None) 
     Returns:
         The exit code.
     """
+    from stepwire import redaction
+
     failure = FAILURES[kind]
-    line = safe_text(message, MAX_LINE_BYTES)
+    # A secret the step read may be in its own exception's message: never printed.
+    line = safe_text(redaction.redact(safe_text(message)), MAX_LINE_BYTES)
     _print_line(f"stepwire: {kind.value}: {line}")
     if error is not None and kind is not FailureKind.BAD_ARGUMENTS:
         try:
-            traceback.print_exception(error)
+            text = "".join(traceback.format_exception(error))
+            _print_text(redaction.redact(text))
         except Exception:  # a traceback that cannot be printed must not lose the record
             _print_line(f"stepwire: (the traceback of {type(error).__name__} cannot be printed)")
     error_kind = getattr(error, "kind", None)
@@ -296,8 +300,13 @@ MAX_LINE_BYTES = 8192
 
 def _print_line(line: str) -> None:
     """Prints one line to stderr whatever its encoding can hold."""
+    _print_text(line + "\n")
+
+
+def _print_text(text: str) -> None:
+    """Prints text to stderr whatever its encoding can hold."""
     encoding = sys.stderr.encoding or "utf-8"
-    data = (line + "\n").encode(encoding, errors="replace")
+    data = text.encode(encoding, errors="replace")
     stream = getattr(sys.stderr, "buffer", None)
     if stream is None:
         print(data.decode(encoding, errors="replace"), end="", file=sys.stderr)

@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stepwire import redaction
+
 if TYPE_CHECKING:
     from stepwire.step_logs import StepLogWriter
 
@@ -109,12 +111,15 @@ class _Pump:
             self.writer = None
 
     def message_bytes(self, data: bytes) -> None:
-        """Keeps the child's messages; starts the log once names and stack are known."""
+        """Keeps the child's messages; starts the log once names and stack are known.
+
+        A secret the child reports is redacted from everything copied after it.
+        """
         if len(self.messages) + len(data) > MAX_MESSAGES_BYTES:
             return
         self.messages += data
         end = self.messages.rfind(b"\n")
-        if end < self._parsed or self.writer is not None or self.failed:
+        if end < self._parsed:
             return
         for line in bytes(self.messages[self._parsed : end]).splitlines():
             self._learn(line)
@@ -124,6 +129,10 @@ class _Pump:
         try:
             message = json.loads(line)
         except ValueError:
+            return
+        if isinstance(message.get("secret"), str):
+            redaction.register(message["secret"])
+        if self.writer is not None or self.failed:
             return
         for key, value in (message.get("context") or {}).items():
             if value:
@@ -234,17 +243,11 @@ def pump(pid: int, messages_fd: int, pipes: OutputPipes | None) -> tuple[int, St
         The child's wait status, and its log (not yet closed) with its messages.
     """
     log = StepLog()
-    keep = pipes is not None and enabled()
+    # The message pipe comes first in every round: a secret the child reported
+    # before it printed it is known before its output is copied.
     sinks: dict[int, Any] = {messages_fd: log.message_bytes}
     if pipes is not None:
-        for read_end, own_fd in ((pipes.out_read, 1), (pipes.err_read, 2)):
-
-            def sink(data: bytes, own_fd: int = own_fd) -> None:
-                _copy_to(own_fd, data)
-                if keep:
-                    log.output(data)
-
-            sinks[read_end] = sink
+        sinks.update(_output_sinks(log, pipes, keep=enabled()))
     status: int | None = None
     while sinks:
         done, waited = os.waitpid(pid, os.WNOHANG)
@@ -256,20 +259,37 @@ def pump(pid: int, messages_fd: int, pipes: OutputPipes | None) -> tuple[int, St
                 os.set_blocking(fd, False)
                 while data := _read(fd):
                     sink(data)
+                sink(b"")  # the end: what a redactor held back is passed on
             break
         readable, _, _ = select.select(list(sinks), [], [], _POLL_SECONDS)
-        for fd in readable:
+        for fd in sorted(readable, key=lambda fd: fd != messages_fd):
             data = _read(fd)
             if data:
                 sinks[fd](data)
             elif data is not None:
-                del sinks[fd]
+                sinks.pop(fd)(b"")  # the end: what a redactor held back is passed on
     for fd in (messages_fd, *(() if pipes is None else (pipes.out_read, pipes.err_read))):
         with contextlib.suppress(OSError):
             os.close(fd)
     if status is None:
         _, status = os.waitpid(pid, 0)
     return status, log
+
+
+def _output_sinks(log: StepLog, pipes: OutputPipes, *, keep: bool) -> dict[int, Any]:
+    """What takes each chunk of the child's stdout and stderr: ``b""`` marks the end."""
+    sinks: dict[int, Any] = {}
+    for read_end, own_fd in ((pipes.out_read, 1), (pipes.err_read, 2)):
+        redactor = redaction.StreamRedactor()
+
+        def sink(data: bytes, own_fd: int = own_fd, redactor: Any = redactor) -> None:
+            data = redactor.feed(data) if data else redactor.flush()
+            _copy_to(own_fd, data)
+            if keep:
+                log.output(data)
+
+        sinks[read_end] = sink
+    return sinks
 
 
 def parse_messages(data: bytes) -> list[dict[str, Any]]:

@@ -12,6 +12,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from stepwire import redaction
+
 if TYPE_CHECKING:
     from stepwire._protos import PipelineNode
     from stepwire.stack import Stack
@@ -28,6 +30,16 @@ def open_channel(fd: int) -> None:
     """
     global _channel  # noqa: PLW0603 - set once, in the child, right after the fork
     _channel = fd
+    redaction.add_listener(report_secret)
+
+
+def report_secret(value: str) -> None:
+    """Tells the supervisor a secret value, so it redacts the output it copies after.
+
+    Args:
+        value: The secret (over the private pipe to the parent only).
+    """
+    _send({"secret": value})
 
 
 def _send(message: dict[str, Any]) -> None:

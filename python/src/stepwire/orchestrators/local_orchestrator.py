@@ -6,7 +6,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING
 
-from stepwire import step_logs
+from stepwire import redaction, step_logs
 from stepwire.orchestrators.base_orchestrator import BaseOrchestrator, RuntimeConfiguration
 from stepwire.orchestrators.progress import PipelineRunFailedError, ProgressReporter, RunSummary
 from stepwire.pipeline_ir import PipelineIndex
@@ -70,11 +70,13 @@ class LocalOrchestrator(BaseOrchestrator):
                     try:
                         result = launch_step(step, run_name, pb2_pipeline, stack, index=index)
                     except Exception as exc:
-                        log.write("".join(traceback.format_exception(exc)).encode())
+                        text = "".join(traceback.format_exception(exc))
+                        log.write(redaction.redact(text).encode())
                         raise
             except Exception as exc:  # reported, then re-raised after the summary
                 failure = exc
-                progress.finished(step.name, "failed", time.monotonic() - start, str(exc))
+                message = redaction.redact(str(exc))
+                progress.finished(step.name, "failed", time.monotonic() - start, message)
                 continue
             progress.finished(step.name, result.outcome.value, result.duration_seconds)
         progress.footer()

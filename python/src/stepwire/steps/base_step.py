@@ -20,6 +20,7 @@ from stepwire.materializers.base_materializer import BaseMaterializer
 from stepwire.materializers.materializer_registry import default_materializer_registry
 from stepwire.steps.executor import generate_component_class
 from stepwire.steps.resources import Resources
+from stepwire.steps.secret import Secret
 from stepwire.steps.signature import check_parameter_value, parse_entrypoint
 
 if TYPE_CHECKING:
@@ -373,7 +374,11 @@ class BaseStep:
         )
         # Every value travels as a JSON string: TFX stores it in the IR and in ML
         # Metadata as is, and the executor decodes it.
-        json_parameters = {key: json.dumps(value) for key, value in execution_parameters.items()}
+        # A secret travels as its reference only; the step process reads its value.
+        json_parameters = {
+            key: json.dumps(value.to_json() if isinstance(value, Secret) else value)
+            for key, value in execution_parameters.items()
+        }
         self.component = component_class(**channels, **json_parameters)
         outputs = []
         for name, output_type in self.OUTPUT_SIGNATURE.items():

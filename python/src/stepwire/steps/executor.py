@@ -25,6 +25,7 @@ from stepwire.exceptions import (
 )
 from stepwire.materializers.base_materializer import BaseMaterializer
 from stepwire.source_utils import load_source_path_class, resolve_importable_class
+from stepwire.steps import secret
 from stepwire.steps.parameters import check_declared, decode_parameters
 from stepwire.steps.signature import parse_entrypoint
 
@@ -93,7 +94,8 @@ class _FunctionExecutor(base_executor.BaseExecutor):
             if name not in input_dict:
                 raise MissingStepParameterError(self.step_name, name)
             arguments[name] = self._read_input(name, input_dict[name], data_type)
-        arguments.update(parameters)
+        # Secrets are read here, in the step process, only once the step will run.
+        arguments.update(secret.resolve(self.step_name, parameters))
         result = function(**arguments)
         for name, value in self._match_outputs(result, signature.outputs).items():
             self._write_output(name, value, output_dict.get(name, []))

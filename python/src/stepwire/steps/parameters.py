@@ -12,6 +12,7 @@ from typing import Any
 
 from stepwire.constants import INTERNAL_EXECUTION_PARAMETER_PREFIX
 from stepwire.exceptions import PipelineIRError
+from stepwire.steps import secret
 
 
 def decode_parameters(step_name: str, properties: Mapping[str, Any]) -> dict[str, Any]:
@@ -22,10 +23,12 @@ def decode_parameters(step_name: str, properties: Mapping[str, Any]) -> dict[str
         properties: Execution property name to its JSON text.
 
     Returns:
-        Parameter name to value.
+        Parameter name to value; a secret reference is a :class:`~stepwire.steps.secret.Secret`
+        (its value is read only when the step function is called).
 
     Raises:
-        PipelineIRError: If a value is not JSON (the IR does not describe the step).
+        PipelineIRError: If a value is not JSON, or a malformed secret reference (the
+            IR does not describe the step).
     """
     parameters: dict[str, Any] = {}
     for key, value in properties.items():
@@ -39,6 +42,9 @@ def decode_parameters(step_name: str, properties: Mapping[str, Any]) -> dict[str
                 f"Step '{step_name}': the pipeline IR's parameter '{key}' is not JSON "
                 f"({shown}): {e}"
             ) from None
+        reference = secret.from_json(step_name, key, parameters[key])
+        if reference is not None:
+            parameters[key] = reference
     return parameters
 
 

@@ -129,8 +129,23 @@ def check_parameter_value(step_name: str, name: str, value: Any, expected: type 
         expected: The class of the annotation, or None if unannotated.
 
     Raises:
-        StepInterfaceError: If the value is not JSON round-trippable or has the wrong type.
+        StepInterfaceError: If the value is not JSON round-trippable or has the wrong type;
+            a :class:`~stepwire.steps.secret.Secret` is accepted where a ``str`` is.
     """
+    from stepwire.steps.secret import SECRET_KEY, Secret
+
+    if isinstance(value, dict) and SECRET_KEY in value:
+        raise StepInterfaceError(
+            f"Step '{step_name}': parameter '{name}' uses the key {SECRET_KEY!r}, which marks "
+            "a secret reference in the pipeline IR; pass a Secret, or use another key."
+        )
+    if isinstance(value, Secret):
+        if expected not in (None, str):
+            raise StepInterfaceError(
+                f"Step '{step_name}': parameter '{name}' is declared {expected.__name__}, but "
+                f"{value!r} gives a str; declare it str."
+            )
+        return
     if not is_json_roundtrip(value):
         raise StepInterfaceError(
             f"Step '{step_name}': parameter '{name}' = {value!r} does not survive a JSON round "
