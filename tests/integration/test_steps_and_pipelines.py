@@ -236,6 +236,10 @@ def test_internal_parameters_hash_the_step_and_materializer_sources() -> None:
     assert internal["stepwire-pipeline_parameter_name"] == "maker"
     assert internal == instance._internal_execution_parameters
     assert "stepwire-disable_cache" in uncached()._internal_execution_parameters
+    # The step process asks for the names only, which hashes nothing.
+    for step_instance in (instance, uncached()):
+        names = step_instance._internal_execution_parameter_names
+        assert names == set(step_instance._internal_execution_parameters)
     # ... and in the IR, so that one compiled IR run twice never reuses an execution.
     ir = single(only=uncached()).compile()
     assert not ir.nodes[0].pipeline_node.execution_options.caching_options.enable_cache

@@ -1,4 +1,8 @@
-"""File access under artifact URIs through fsspec, so local paths and remote URIs work alike."""
+"""File access under artifact URIs: local paths directly, remote URIs through fsspec.
+
+fsspec is imported only for a remote URI (``s3://...``): a step on a local store
+does not pay its import.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,30 @@ import contextlib
 import os
 import posixpath
 import secrets
+import shutil
 from collections.abc import Iterator
 from typing import IO, Any
 
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
+_FILE_SCHEME = "file://"
 
 
 def _fs_and_path(uri: str) -> tuple[Any, str]:
+    import fsspec
+
     fs, path = fsspec.core.url_to_fs(uri)
     return fs, path
+
+
+def local_path(uri: str) -> str:
+    """The path of a local URI (``file:///x`` or a plain path).
+
+    Args:
+        uri: A URI that :func:`is_remote` says is local.
+
+    Returns:
+        The path.
+    """
+    return uri.removeprefix(_FILE_SCHEME)
 
 
 def is_remote(uri: str) -> bool:
@@ -77,6 +95,10 @@ def open_file(uri: str, mode: str = "rb") -> IO[Any]:
     Returns:
         A file object usable as a context manager.
     """
+    if not is_remote(uri):
+        return open(local_path(uri), mode)
+    import fsspec
+
     file: IO[Any] = fsspec.open(uri, mode).open()
     return file
 
@@ -87,6 +109,9 @@ def makedirs(uri: str) -> None:
     Args:
         uri: The directory to create.
     """
+    if not is_remote(uri):
+        os.makedirs(local_path(uri), exist_ok=True)
+        return
     fs, path = _fs_and_path(uri)
     fs.makedirs(path, exist_ok=True)
 
@@ -100,6 +125,8 @@ def exists(uri: str) -> bool:
     Returns:
         True if it exists.
     """
+    if not is_remote(uri):
+        return os.path.exists(local_path(uri))
     fs, path = _fs_and_path(uri)
     return bool(fs.exists(path))
 
@@ -110,6 +137,13 @@ def remove_tree(uri: str) -> None:
     Args:
         uri: The directory to remove.
     """
+    if not is_remote(uri):
+        path = local_path(uri)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+        return
     fs, path = _fs_and_path(uri)
     if fs.exists(path):
         fs.rm(path, recursive=True)
@@ -141,8 +175,8 @@ def write_whole(uri: str, *, durable: bool = False) -> Iterator[IO[bytes]]:
     parent = posixpath.dirname(uri) if "://" in uri else os.path.dirname(uri)
     if parent:
         makedirs(parent)
-    fs, path = _fs_and_path(uri)
-    if is_remote(uri) or not isinstance(fs, LocalFileSystem):
+    if is_remote(uri):
+        fs, path = _fs_and_path(uri)
         remote = fs.open(path, "wb")
         try:
             yield remote
@@ -158,6 +192,7 @@ def write_whole(uri: str, *, durable: bool = False) -> Iterator[IO[bytes]]:
             raise
         remote.close()
         return
+    path = local_path(uri)
     temporary = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.partial"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:

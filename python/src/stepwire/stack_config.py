@@ -44,8 +44,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
-
 from stepwire.exceptions import StackConfigError
 
 CONFIG_FILENAME = "stepwire.yaml"
@@ -214,6 +212,8 @@ class StackConfig:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as file:
+                import yaml  # only where a stepwire.yaml is read or written
+
                 yaml.safe_dump(data, file, sort_keys=False)
             os.replace(temporary, path)
         except BaseException:
@@ -252,6 +252,8 @@ def find_config_file(start: Path, environ: Mapping[str, str]) -> Path | None:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml  # only where a stepwire.yaml is read or written
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:

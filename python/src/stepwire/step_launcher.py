@@ -364,10 +364,12 @@ def _check_artifact_store(root: str) -> None:
     """Fails before launching if TFX's file layer cannot write below ``root``."""
     from tfx.dsl.io import filesystem_registry
 
-    from stepwire.artifact_filesystem import check_artifact_store
+    if io_utils.is_remote(root):
+        # A remote store gets its fsspec filesystem registered with TFX here (a
+        # local one needs neither it nor fsspec).
+        from stepwire.artifact_filesystem import check_artifact_store
 
-    # A remote store gets its fsspec filesystem registered with TFX here.
-    check_artifact_store(root)
+        check_artifact_store(root)
     try:
         filesystem_registry.DEFAULT_FILESYSTEM_REGISTRY.get_filesystem_for_path(root)
     except Exception as e:

@@ -7,9 +7,6 @@ import hashlib
 import os
 import stat
 
-import fsspec
-from fsspec.implementations.local import LocalFileSystem
-
 from stepwire import io_utils
 from stepwire.entrypoints.codec import MAX_PAYLOAD_BYTES
 
@@ -82,9 +79,11 @@ class ArtifactStoreReferences:
         name = uri.removeprefix(self.folder)
         if name == uri or not name.startswith(("/", "\\")) or not name[1:].isalnum():
             raise PermissionError(f"{uri!r} is not inside the artifact store's {self.folder!r}")
+        if not io_utils.is_remote(uri):
+            return _read_local_regular_file(io_utils.local_path(uri), uri)
+        import fsspec
+
         fs, path = fsspec.core.url_to_fs(uri)
-        if isinstance(fs, LocalFileSystem):
-            return _read_local_regular_file(path, uri)
         # Refuse an oversized object before reading it into memory.
         size = int(fs.size(path))
         if size > MAX_PAYLOAD_BYTES:

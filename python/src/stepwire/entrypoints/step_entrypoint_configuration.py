@@ -410,7 +410,7 @@ class StepEntrypointConfiguration(ABC):
             input_spec=input_spec,
             output_spec=output_spec,
             execution_parameter_names=set(step.PARAM_SPEC)
-            | set(step._internal_execution_parameters),
+            | step._internal_execution_parameter_names,
             step_function=step.entrypoint,
             materializers=materializers,
         )

@@ -1,7 +1,7 @@
 """Materializers: how step outputs are written and step inputs read back.
 
-Importing this package registers the built-in materializers of Python values, bytes
-and numpy arrays. Those of pandas, pyarrow, polars and scikit-learn values are lazy
+Importing this package registers the built-in materializers of Python values and
+bytes. Those of numpy arrays, pandas, pyarrow, polars and scikit-learn values are lazy
 built-ins (see :mod:`stepwire.materializers.materializer_registry`): registered by the
 names of their types and imported when a step's signature or value needs them, or
 when one of their names below is first used.
@@ -18,7 +18,6 @@ from stepwire.materializers.materializer_registry import (
     MaterializerRegistry,
     default_materializer_registry,
 )
-from stepwire.materializers.numpy_materializer import NumpyMaterializer
 
 if TYPE_CHECKING:
     # What __getattr__ returns, for type checkers. Not in __all__: a star import
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
         ArrowIpcMaterializer,
         ArrowMaterializer,
     )
+    from stepwire.materializers.numpy_materializer import NumpyMaterializer  # noqa: F401
     from stepwire.materializers.pandas_materializer import PandasMaterializer  # noqa: F401
     from stepwire.materializers.polars_materializer import (  # noqa: F401
         PolarsIpcMaterializer,
@@ -35,8 +35,9 @@ if TYPE_CHECKING:
     from stepwire.materializers.sklearn_materializer import SklearnMaterializer  # noqa: F401
 
 #: Name of a lazy built-in to the module that defines it; importing the module
-#: imports its library (pandas, pyarrow, polars, scikit-learn).
+#: imports its library (numpy, pandas, pyarrow, polars, scikit-learn).
 _LAZY_NAMES = {
+    "NumpyMaterializer": "stepwire.materializers.numpy_materializer",
     "ArrowIpcMaterializer": "stepwire.materializers.arrow_materializer",
     "ArrowMaterializer": "stepwire.materializers.arrow_materializer",
     "PandasMaterializer": "stepwire.materializers.pandas_materializer",
@@ -69,6 +70,5 @@ __all__ = [
     "BuiltInMaterializer",
     "BytesMaterializer",
     "MaterializerRegistry",
-    "NumpyMaterializer",
     "default_materializer_registry",
 ]

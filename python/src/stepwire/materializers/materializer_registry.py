@@ -86,6 +86,13 @@ class LazyBuiltin:
 #: The lazy built-ins. The extras that install their libraries are named in
 #: python/pyproject.toml (stepwire[pandas], [arrow], [polars], [sklearn]).
 LAZY_BUILTINS: tuple[LazyBuiltin, ...] = (
+    # numpy too: importing it costs ~70 ms and starts OpenBLAS's threads, which a
+    # step that passes no array should not pay (and a warm parent must not have).
+    LazyBuiltin(
+        types=("numpy:ndarray",),
+        module="stepwire.materializers.numpy_materializer",
+        artifact_types=(DataArtifact,),
+    ),
     LazyBuiltin(
         types=("pandas:DataFrame", "pandas:Series"),
         module="stepwire.materializers.pandas_materializer",

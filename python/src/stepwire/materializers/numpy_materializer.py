@@ -11,6 +11,7 @@ from stepwire.artifacts.base_artifact import BaseArtifact
 from stepwire.artifacts.standard_artifacts import DataArtifact
 from stepwire.exceptions import StepInterfaceError
 from stepwire.materializers.base_materializer import BaseMaterializer
+from stepwire.materializers.materializer_registry import register_builtin
 
 #: File holding the array under the artifact URI.
 DEFAULT_FILENAME = "data.npy"
@@ -25,6 +26,8 @@ class NumpyMaterializer(BaseMaterializer):
 
     ASSOCIATED_TYPES: ClassVar[tuple[type, ...]] = (np.ndarray,)
     ASSOCIATED_ARTIFACT_TYPES: ClassVar[tuple[type[BaseArtifact], ...]] = (DataArtifact,)
+    # Registered by register_builtin below, after any user materializer of ndarray.
+    SKIP_REGISTRATION = True
 
     def handle_input(self, data_type: type) -> Any:
         """Reads the stored array.
@@ -61,3 +64,6 @@ class NumpyMaterializer(BaseMaterializer):
             )
         with io_utils.write_whole(io_utils.join(self.artifact.uri, DEFAULT_FILENAME)) as f:
             np.save(f, data, allow_pickle=False)
+
+
+register_builtin(NumpyMaterializer)

@@ -291,6 +291,26 @@ class BaseStep:
             parameters[f"{prefix}disable_cache"] = secrets.token_hex(16)
         return parameters
 
+    @property
+    def _internal_execution_parameter_names(self) -> set[str]:
+        """The names of :attr:`_internal_execution_parameters`, without hashing any source.
+
+        The step process needs only the names (the values are in the pipeline IR);
+        hashing the sources again there would cost ``inspect.getsource`` per step.
+
+        Returns:
+            The ``stepwire-``-prefixed names.
+        """
+        prefix = INTERNAL_EXECUTION_PARAMETER_PREFIX
+        names = {f"{prefix}step_source", f"{prefix}pipeline_parameter_name"}
+        names.update(
+            f"{prefix}{name}_materializer_source"
+            for name in self.get_materializers(ensure_complete=True)
+        )
+        if not self.ENABLE_CACHE:
+            names.add(f"{prefix}disable_cache")
+        return names
+
     def _bind_inputs(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> dict[str, BaseChannel[Any]]:
