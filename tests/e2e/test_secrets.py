@@ -104,9 +104,10 @@ def _leaks(project: StackDir, *texts: str) -> list[str]:
     return found
 
 
-def test_a_secret_reaches_the_step_and_nowhere_else(project: StackDir) -> None:
+@pytest.mark.parametrize("warm", ["1", "0"])
+def test_a_secret_reaches_the_step_and_nowhere_else(project: StackDir, warm: str) -> None:
     dump = project.root / "argv.json"
-    proc = _run(project, "r1", CMDLINE_DUMP=str(dump))
+    proc = _run(project, "r1", CMDLINE_DUMP=str(dump), STEPWIRE_WARM_PROCESSES=warm)
     assert proc.returncode == 0, explain(proc)
 
     assert project.output("r1", "call_api", int) == len(TOKEN)
@@ -114,10 +115,17 @@ def test_a_secret_reaches_the_step_and_nowhere_else(project: StackDir) -> None:
     assert project.output("r1", "sign", str) == expected
 
     argv = json.loads(dump.read_text())
-    assert "--pipeline_json" in argv
-    shown = project.cli(["args", "explain", "--from-file", str(dump)], project.root)
-    assert shown.returncode == 0, explain(shown)
-    assert "env:API_TOKEN" in shown.stdout  # the reference is what travels
+    texts = [proc.stdout, proc.stderr]
+    if warm == "1":
+        # Forked from the warm parent: /proc shows the parent's command line, and
+        # the step's arguments travelled over a socket.
+        assert "stepwire.entrypoints.warm_parent" in argv, argv
+    else:
+        assert "--pipeline_json" in argv
+        shown = project.cli(["args", "explain", "--from-file", str(dump)], project.root)
+        assert shown.returncode == 0, explain(shown)
+        assert "env:API_TOKEN" in shown.stdout  # the reference is what travels
+        texts += [shown.stdout, shown.stderr]
 
     logs = project.artifacts / ".stepwire" / "logs" / "r1"
     call_log = (logs / "call_api.log").read_text()
@@ -125,7 +133,7 @@ def test_a_secret_reaches_the_step_and_nowhere_else(project: StackDir) -> None:
     assert "stderr has ***" in call_log
     assert "logged ***" in call_log
     assert '{"key": "***"}' in (logs / "sign.log").read_text()
-    assert _leaks(project, proc.stdout, proc.stderr, shown.stdout, shown.stderr) == []
+    assert _leaks(project, *texts) == []
 
 
 def test_a_secret_in_the_steps_exception_is_redacted_everywhere(project: StackDir) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from typing import NoReturn
 
 # Only what the supervising parent needs is imported at module level: the step
 # process forks before the codec, protobuf and fsspec are imported, so the parent
@@ -92,10 +95,20 @@ def print_help() -> None:
     parser.print_help()
 
 
-if __name__ == "__main__":
-    if sys.argv[1:] in (["--help"], ["-h"]):
+def run_as_main(argv: list[str]) -> NoReturn:
+    """Runs the step process: what ``python -m stepwire.entrypoints.step_entrypoint`` does.
+
+    A cold process and a child of the warm parent
+    (:mod:`stepwire.entrypoints.warm_parent`) both come here. It supervises the
+    step (:mod:`stepwire.entrypoints.supervisor`) and leaves with the exit code
+    through :func:`leave`, skipping the interpreter's teardown.
+
+    Args:
+        argv: The command line after the command.
+    """
+    if argv in (["--help"], ["-h"]):
         print_help()
-        sys.exit(0)
+        leave(0)
     # Before anything imports TFX: keep out what a step never runs (~0.4 s).
     from stepwire import _fast_imports
 
@@ -104,4 +117,32 @@ if __name__ == "__main__":
     from stepwire.entrypoints import supervisor
     from stepwire.entrypoints.exit_codes import run_and_exit
 
-    supervisor.supervise(lambda: run_and_exit(main))
+    try:
+        supervisor.supervise(lambda: run_and_exit(main))
+    except SystemExit as exit_:
+        leave(exit_.code if isinstance(exit_.code, int) else 1)
+    leave(0)  # not reached: supervise() exits
+
+
+def leave(code: int) -> NoReturn:
+    """Ends the process: streams flushed and exit handlers run, then ``os._exit``.
+
+    Everything the step wrote is already in the stores and ML Metadata when the
+    code is known; what an interpreter's teardown adds (collecting every module,
+    about 26 ms) changes nothing a step leaves, so it is skipped.
+
+    Args:
+        code: The exit code.
+    """
+    import atexit
+
+    # logging.shutdown and any handler the step registered still run.
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed stream: nothing more can be said
+            stream.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    run_as_main(sys.argv[1:])

@@ -23,6 +23,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from stepwire import io_utils
 from stepwire.attempts import ENV_NODE
+from stepwire.entrypoints.warm_parent import IMPORT_TIME_VARIABLES
 from stepwire.exceptions import StackConfigError, StepwireError
 from stepwire.orchestrators.base_orchestrator import BaseOrchestrator, RuntimeConfiguration
 from stepwire.orchestrators.progress import PipelineRunFailedError, ProgressReporter, RunSummary
@@ -41,6 +43,7 @@ from stepwire.orchestrators.step_processes import (
     step_environment,
 )
 from stepwire.orchestrators.subprocess_orchestrator import SubprocessEntrypointConfiguration
+from stepwire.orchestrators.warm_launch import WarmLauncher, WarmParentDiedError
 from stepwire.steps.resources import NODE_LOSS_RETRIES, RETRYABLE_EXIT_CODES, Resources
 
 if TYPE_CHECKING:
@@ -131,18 +134,41 @@ def run_step_attempts(
     attempts, code, log = 0, 0, b""
     while True:
         attempts += 1
-        done = subprocess.run(
-            command,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-            check=False,
-        )
-        code, log = done.returncode, done.stdout[-_MAX_LOG_BYTES:]
+        code, log = _launch(command, env)
         if code not in RETRYABLE_EXIT_CODES or attempts > retries:
             break
     return StepAttempts(step, code, attempts, node_ip, time.monotonic() - start, log)
+
+
+_worker_launchers: dict[tuple[str | None, ...], WarmLauncher] = {}
+"""This Ray worker's warm parents, by the import-time variables of the steps they serve."""
+
+
+def _launch(command: list[str], env: dict[str, str]) -> tuple[int, bytes]:
+    """Runs one step process on this node: warm from this worker's warm parent, or cold.
+
+    A Ray worker outlives its tasks, so its warm parent serves every later step
+    it runs. Either way the step process ends (SIGTERM, recorded by its
+    supervisor) when this worker does.
+    """
+    key = tuple(env.get(name) for name in IMPORT_TIME_VARIABLES)
+    launcher = _worker_launchers.get(key)
+    if launcher is None:
+        launcher = _worker_launchers[key] = WarmLauncher(env)
+    with tempfile.TemporaryFile() as output:
+        code: int | None
+        try:
+            code = launcher.call(command, env, output.fileno(), die_with_parent=True)
+        except WarmParentDiedError as e:
+            output.write(f"stepwire: infrastructure: {e}\n".encode())
+            code = 75
+        if code is None:
+            code = subprocess.call(
+                command, env=env, stdout=output, stderr=output, preexec_fn=_die_with_parent
+            )
+        size = output.seek(0, os.SEEK_END)
+        output.seek(max(0, size - _MAX_LOG_BYTES))
+        return code, output.read()
 
 
 def task_options(resources: Resources) -> dict[str, Any]:

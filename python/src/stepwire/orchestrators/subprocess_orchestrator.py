@@ -7,20 +7,24 @@ steps run in parallel, up to ``max_parallel`` at a time.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stepwire import io_utils
 from stepwire.entrypoints.codec import RUN_NAME_OPTION, ArgumentError, ErrorKind
+from stepwire.entrypoints.exit_codes import ExitCode
 from stepwire.entrypoints.step_entrypoint_configuration import (
     DEFAULT_SINGLE_STEP_CONTAINER_ENTRYPOINT_COMMAND,
     StepEntrypointConfiguration,
 )
+from stepwire.entrypoints.warm_parent import ENV_WARM_PROCESSES
 from stepwire.orchestrators.base_orchestrator import BaseOrchestrator, RuntimeConfiguration
 from stepwire.orchestrators.progress import PipelineRunFailedError, ProgressReporter, RunSummary
 from stepwire.orchestrators.step_processes import (
@@ -28,8 +32,10 @@ from stepwire.orchestrators.step_processes import (
     log_folder,
     plan_step_processes,
     print_tail,
+    recorded_status,
     step_environment,
 )
+from stepwire.orchestrators.warm_launch import WarmLauncher, WarmParentDiedError
 from stepwire.steps.resources import RETRYABLE_EXIT_CODES
 
 if TYPE_CHECKING:
@@ -92,14 +98,19 @@ def _default_parallelism() -> int:
 class SubprocessOrchestrator(BaseOrchestrator):
     """Runs each step in a fresh process through the step entrypoint."""
 
-    def __init__(self, max_parallel: int | None = None) -> None:
+    def __init__(self, max_parallel: int | None = None, warm: bool | None = None) -> None:
         """Creates the orchestrator.
 
         Args:
             max_parallel: Step processes at a time; defaults to
                 ``$STEPWIRE_MAX_PARALLEL`` or the number of cores.
+            warm: Fork step processes from a warm parent
+                (:mod:`stepwire.orchestrators.warm_launch`); defaults to on, unless
+                ``STEPWIRE_WARM_PROCESSES=0``. Where it cannot be (not Linux), steps
+                start cold either way.
         """
         self.max_parallel = max_parallel or _default_parallelism()
+        self.warm = warm
 
     def prepare_or_run_pipeline(
         self,
@@ -139,7 +150,8 @@ class SubprocessOrchestrator(BaseOrchestrator):
         steps = {step.name: step for step in sorted_list_of_steps}
         pending = list(steps)
         running: dict[Future[tuple[int, float, int]], str] = {}
-        with ThreadPoolExecutor(max_workers=self.max_parallel) as pool:
+        warm_env = env if self.warm is not False else {**env, ENV_WARM_PROCESSES: "0"}
+        with WarmLauncher(warm_env) as warm, ThreadPoolExecutor(self.max_parallel) as pool:
             while pending or running:
                 for name in list(pending):
                     failed = [
@@ -156,10 +168,11 @@ class SubprocessOrchestrator(BaseOrchestrator):
                         pending.remove(name)
                         progress.started(name)
                         log = logs / f"{name}.log"
-                        retries = steps[name].RETRIES
-                        running[pool.submit(_run_attempts, commands[name], env, log, retries)] = (
-                            name
+                        launch = _StepLaunch(commands[name], env, log, steps[name].RETRIES, warm)
+                        launch.recorded = functools.partial(
+                            recorded_status, stack, pipeline.name, run_name, name
                         )
+                        running[pool.submit(launch.run)] = name
                 if not running:
                     continue
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -180,24 +193,47 @@ class SubprocessOrchestrator(BaseOrchestrator):
         return summary
 
 
-def _run_attempts(
-    command: list[str], env: dict[str, str], log: Path, retries: int
-) -> tuple[int, float, int]:
-    """Runs a step process, again while it exits 70 or 75 and ``retries`` allow.
+class _StepLaunch:
+    """The attempts of one step process: warm when it can be, cold otherwise."""
 
-    Returns:
-        The last exit code, the wall time of all attempts, and how many there were.
-        The last attempt's log is ``log``; an earlier one's is kept beside it as
-        ``<step>.attempt-<n>.log``.
-    """
-    start = time.monotonic()
-    attempts = 0
-    while True:
-        attempts += 1
-        # A step's log may hold user data: owner and group only, like its outputs.
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, io_utils.FILE_MODE)
-        with os.fdopen(fd, "wb") as output:
-            code = subprocess.call(command, env=env, stdout=output, stderr=subprocess.STDOUT)
-        if code not in RETRYABLE_EXIT_CODES or attempts > retries:
-            return code, time.monotonic() - start, attempts
-        log.replace(log.with_name(f"{log.stem}.attempt-{attempts}.log"))
+    def __init__(
+        self, command: list[str], env: dict[str, str], log: Path, retries: int, warm: WarmLauncher
+    ) -> None:
+        self.command, self.env, self.log, self.retries, self.warm = command, env, log, retries, warm
+        self.recorded: Callable[[], str | None] = lambda: None
+        """What ML Metadata holds for the step (its status), asked when its end is unknown."""
+
+    def run(self) -> tuple[int, float, int]:
+        """Runs the step process, again while it exits 70 or 75 and ``retries`` allow.
+
+        Returns:
+            The last exit code, the wall time of all attempts, and how many there
+            were. The last attempt's log is ``log``; an earlier one's is kept beside
+            it as ``<step>.attempt-<n>.log``.
+        """
+        start = time.monotonic()
+        attempts = 0
+        log = self.log
+        while True:
+            attempts += 1
+            # A step's log may hold user data: owner and group only, like its outputs.
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, io_utils.FILE_MODE)
+            with os.fdopen(fd, "wb") as output:
+                code = self._attempt(output.fileno())
+            if code not in RETRYABLE_EXIT_CODES or attempts > self.retries:
+                return code, time.monotonic() - start, attempts
+            log.replace(log.with_name(f"{log.stem}.attempt-{attempts}.log"))
+
+    def _attempt(self, output: int) -> int:
+        try:
+            code = self.warm.call(self.command, self.env, output)
+        except WarmParentDiedError as e:
+            # The step process has ended, but not as the warm parent's child: its exit
+            # status is lost. What it published is not: ML Metadata tells.
+            if self.recorded() in ("completed", "cached"):
+                return int(ExitCode.SUCCESS)
+            os.write(output, f"stepwire: infrastructure: {e}; it did not publish\n".encode())
+            return int(ExitCode.INFRASTRUCTURE)
+        if code is None:
+            code = subprocess.call(self.command, env=self.env, stdout=output, stderr=output)
+        return code

@@ -1,0 +1,300 @@
+"""A warm parent: step processes forked from an interpreter that has already imported TFX.
+
+A cold step process spends most of its life starting Python and importing the
+stepwire runtime, TFX's launcher and ML Metadata. The warm parent does that once,
+then forks one child per step. The child becomes exactly what a cold
+``python -m stepwire.entrypoints.step_entrypoint ARGS`` would be: the step's own
+environment, working directory, ``sys.argv`` and output file, and the same
+:func:`~stepwire.entrypoints.step_entrypoint.run_as_main` (a supervisor and the step
+under it). Its exit status is reported to whoever asked.
+
+The parent is a process of its own (``python -m stepwire.entrypoints.warm_parent FD``),
+started by :mod:`stepwire.orchestrators.warm_launch`, so nothing the orchestrator
+does (threads, ML Metadata connections) is in it. It keeps itself fork-safe:
+one thread, no ML Metadata or SQLite handle; before every fork it checks that it
+has one thread, and asks for a cold launch instead if not.
+
+The protocol, over the stream socket ``FD`` (one JSON frame each way, see
+:func:`send_frame`):
+
+* parent → client: ``{"ready": pid}`` once warm, or ``{"refused": why}``;
+* client → parent: ``{"id": n, "argv": [...], "env": {...}, "cwd": path,
+  "die_with_parent": bool}`` with the step's output file descriptor attached;
+* parent → client: ``{"id": n, "pid": pid}`` once forked (or ``{"id": n, "cold":
+  why}`` when it will not fork), then ``{"id": n, "status": wait_status,
+  "cpu_seconds": s}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+from typing import Any, NoReturn
+
+ENV_WARM_PROCESSES = "STEPWIRE_WARM_PROCESSES"
+"""Set to ``0`` to start every step process cold (no warm parent)."""
+
+IMPORT_TIME_VARIABLES = ("STEPWIRE_FULL_TFX_IMPORTS", "PYTHONPATH", "PYTHONHASHSEED")
+"""Variables read while the runtime is imported: a request that differs in one starts cold."""
+
+_HEADER = struct.Struct("!I")
+MAX_FRAME_BYTES = 64 << 20
+_PR_SET_PDEATHSIG = 1
+
+
+def send_frame(sock: socket.socket, message: dict[str, Any], fds: tuple[int, ...] = ()) -> None:
+    """Sends one JSON frame (a 4-byte length, then the JSON), with file descriptors.
+
+    Args:
+        sock: A connected stream socket.
+        message: The message.
+        fds: File descriptors to pass with it (``SCM_RIGHTS``).
+    """
+    data = json.dumps(message, separators=(",", ":")).encode("utf-8")
+    header = _HEADER.pack(len(data))
+    if fds:
+        sent = socket.send_fds(sock, [header + data], list(fds))
+        sock.sendall((header + data)[sent:])
+    else:
+        sock.sendall(header + data)
+
+
+def receive_frame(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    """Receives one frame sent by :func:`send_frame`.
+
+    Args:
+        sock: A connected stream socket.
+
+    Returns:
+        The message and the file descriptors that came with it, or None at the end
+        of the stream.
+
+    Raises:
+        ValueError: If the frame is malformed or larger than :data:`MAX_FRAME_BYTES`.
+    """
+    data, fds, _flags, _address = socket.recv_fds(sock, _HEADER.size, 4)
+    if not data:
+        return None
+    data += _receive_exactly(sock, _HEADER.size - len(data))
+    (length,) = _HEADER.unpack(data)
+    if length > MAX_FRAME_BYTES:
+        raise ValueError(f"a frame of {length} bytes")
+    message = json.loads(_receive_exactly(sock, length))
+    if not isinstance(message, dict):
+        raise ValueError("a frame that is not a JSON object")
+    return message, fds
+
+
+def _receive_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = sock.recv(min(size, 1 << 20))
+        if not chunk:
+            raise ValueError("the stream ended inside a frame")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def thread_count() -> int:
+    """The threads of this process, as the kernel counts them (native ones included).
+
+    Returns:
+        The count; 1 is what forking safely needs.
+    """
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        import threading
+
+        return threading.active_count()
+
+
+WARM_MODULES = (
+    # What step_entrypoint.main() and the step runner import before user code runs.
+    "stepwire.entrypoints.step_entrypoint",
+    "stepwire.entrypoints.step_runner",
+    "stepwire.entrypoints.step_entrypoint_configuration",
+    "stepwire.entrypoints.supervisor",
+    "stepwire.entrypoints.step_output",
+    "stepwire.pipelines",
+    "stepwire.orchestrators.subprocess_orchestrator",  # the default configuration class
+    "stepwire.step_launcher",
+    "stepwire.stack",
+    "stepwire.mlmd_guard",
+    "stepwire.artifact_filesystem",
+    # What the launch imports on first use: TFX's launcher and ML Metadata.
+    "tfx.orchestration.portable.launcher",
+    "tfx.orchestration.portable.execution_publish_utils",
+    "tfx.orchestration.portable.inputs_utils",
+    "tfx.orchestration.portable.outputs_utils",
+    "tfx.orchestration.portable.mlmd.execution_lib",
+    "tfx.orchestration.portable.runtime_parameter_utils",
+    "tfx.types.standard_artifacts",
+    "ml_metadata.metadata_store",
+    "sqlite3",
+)
+"""Imported once by the warm parent; never numpy or anything else that starts threads."""
+
+
+def _warm_up() -> None:
+    """Imports what every step process imports, so children start with it done."""
+    import importlib
+
+    from stepwire import _fast_imports
+
+    _fast_imports.install()
+    for name in WARM_MODULES:
+        importlib.import_module(name)
+
+
+def _die_with(parent_pid: int) -> None:
+    """Ends this process when the one that started it ends (Linux)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+class _Server:
+    """The warm parent's loop: requests in, children forked, exit statuses out."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.children: dict[int, int] = {}  # pid -> request id
+        self.wake_read, self.wake_write = os.pipe()
+        os.set_blocking(self.wake_write, False)
+        os.set_blocking(self.wake_read, False)
+
+    def serve(self) -> None:
+        """Runs until the client closes the socket."""
+        # SIGCHLD wakes the loop through the pipe; Ctrl-C is for the steps, not us.
+        signal.set_wakeup_fd(self.wake_write)
+        signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        while True:
+            readable, _, _ = select.select([self.sock.fileno(), self.wake_read], [], [])
+            if self.wake_read in readable:
+                while True:
+                    try:
+                        if not os.read(self.wake_read, 4096):
+                            break
+                    except BlockingIOError:
+                        break
+            self._reap()
+            if self.sock.fileno() in readable:
+                try:
+                    frame = receive_frame(self.sock)
+                except (OSError, ValueError):
+                    frame = None
+                if frame is None:
+                    return
+                self._start(*frame)
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            request = self.children.pop(pid, None)
+            if request is not None:
+                # CPU time of the step process and of the children it waited for
+                # (its step), as a cold launch's rusage would count it.
+                cpu = usage.ru_utime + usage.ru_stime
+                send_frame(self.sock, {"id": request, "status": status, "cpu_seconds": cpu})
+
+    def _start(self, request: dict[str, Any], fds: list[int]) -> None:
+        number = request.get("id")
+        why = self._why_not(request, fds)
+        if why:
+            for fd in fds:
+                os.close(fd)
+            send_frame(self.sock, {"id": number, "cold": why})
+            return
+        pid = os.fork()
+        if pid == 0:
+            self._become_step(request, fds[0])
+        os.close(fds[0])
+        self.children[pid] = int(number)  # type: ignore[arg-type]
+        send_frame(self.sock, {"id": number, "pid": pid})
+
+    def _why_not(self, request: dict[str, Any], fds: list[int]) -> str:
+        """Why this request must start cold, or the empty string."""
+        if len(fds) != 1 or not isinstance(request.get("id"), int):
+            return "a malformed request"
+        env = request.get("env")
+        if not isinstance(env, dict) or not isinstance(request.get("argv"), list):
+            return "a malformed request"
+        for name in IMPORT_TIME_VARIABLES:
+            if env.get(name) != os.environ.get(name):
+                return f"{name} differs from the warm parent's"
+        threads = thread_count()
+        if threads != 1:
+            return f"the warm parent has {threads} threads; forking it is not safe"
+        return ""
+
+    def _become_step(self, request: dict[str, Any], output_fd: int) -> NoReturn:
+        """In the child: becomes the step process the request describes; never returns."""
+        from stepwire.entrypoints import step_entrypoint
+
+        try:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self.sock.close()
+            os.close(self.wake_read)
+            os.close(self.wake_write)
+            os.dup2(output_fd, 1)
+            os.dup2(output_fd, 2)
+            os.close(output_fd)
+            if request.get("die_with_parent"):
+                # As a cold step process of a Ray task: ended when its launcher is.
+                _die_with(os.getppid())
+            os.chdir(str(request.get("cwd") or "."))
+            os.environ.clear()
+            os.environ.update({str(k): str(v) for k, v in request["env"].items()})
+            sys.argv = [str(step_entrypoint.__file__), *map(str, request["argv"])]
+            step_entrypoint.run_as_main(sys.argv[1:])
+        except BaseException:  # a child must never return into the parent's loop
+            import traceback
+
+            traceback.print_exc()
+        step_entrypoint.leave(70)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Warms up, then serves the client on the socket whose fd is the one argument.
+
+    Args:
+        argv: ``[FD]``; ``sys.argv[1:]`` by default.
+    """
+    arguments = sys.argv[1:] if argv is None else argv
+    sock = socket.socket(fileno=int(arguments[0]))
+    _die_with(os.getppid())
+    try:
+        _warm_up()
+    except Exception as e:  # a parent that cannot warm up: the client starts steps cold
+        send_frame(sock, {"refused": f"warming up failed: {type(e).__name__}: {e}"})
+        return
+    threads = thread_count()
+    if threads != 1:
+        send_frame(sock, {"refused": f"{threads} threads after warming up; forking is not safe"})
+        return
+    send_frame(sock, {"ready": os.getpid()})
+    _Server(sock).serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""Step processes forked from a warm parent: the same step process, without the cold start.
+
+Real processes throughout: the ``stepwire`` CLI with the ``subprocess`` orchestrator
+(warm by default), the warm parent it starts, and the same pipelines with
+``STEPWIRE_WARM_PROCESSES=0`` (cold) for comparison. SQLite ML Metadata and a local
+artifact store in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from stepwire_testkit import StackDir, explain
+
+from stepwire.orchestrators.warm_launch import WarmLauncher
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork and /proc")
+
+PIPELINE = textwrap.dedent(
+    """
+    import ctypes
+    import json
+    import os
+    import signal
+    import sys
+    import time
+    from pathlib import Path
+
+    import helper_module  # importable only through the PYTHONPATH the step is given
+
+    from stepwire.pipelines import pipeline
+    from stepwire.steps import step
+
+
+    def _ancestors():
+        pids, pid = [], os.getpid()
+        for _ in range(3):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+            pids.append(pid)
+        return pids
+
+
+    @step
+    def report() -> int:
+        with open(os.environ["REPORT_TO"], "w") as file:
+            json.dump(
+                {
+                    "pid": os.getpid(),
+                    "ancestors": _ancestors(),
+                    "commands": [
+                        Path(f"/proc/{pid}/cmdline").read_bytes().decode().replace("\\0", " ")
+                        for pid in _ancestors()
+                    ],
+                    "argv0": sys.argv[0],
+                    "cwd": os.getcwd(),
+                    "marker": os.environ.get("STEP_MARKER"),
+                    "helper": helper_module.VALUE,
+                    "main": sys.modules["__main__"].__name__,
+                },
+                file,
+            )
+        print("report was here", flush=True)
+        return 1
+
+
+    @step
+    def end(value: int) -> int:
+        how = os.environ.get("END_HOW", "")
+        if how == "exit0":
+            os._exit(0)
+        if how == "sigkill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if how == "segfault":
+            ctypes.string_at(0)
+        if how == "raise":
+            raise ValueError("the end step raised on purpose")
+        if how == "kill-warm-parent":
+            # The supervisor's parent is the warm parent: it dies mid-step.
+            os.kill(_ancestors()[1], signal.SIGKILL)
+            time.sleep(0.5)
+        return value + 1
+
+
+    @step
+    def after(value: int) -> int:
+        return value + 1
+
+
+    @pipeline
+    def warm_pipeline(report, end, after):
+        after(value=end(value=report()))
+
+
+    the_pipeline = warm_pipeline(report=report(), end=end(), after=after())
+    """
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> StackDir:
+    (tmp_path / "warm_pipeline.py").write_text(PIPELINE)
+    helpers = tmp_path / "helpers"
+    helpers.mkdir()
+    (helpers / "helper_module.py").write_text("VALUE = 'from PYTHONPATH'\n")
+    return StackDir(
+        tmp_path,
+        orchestrator="subprocess",
+        PYTHONPATH=str(helpers),
+        REPORT_TO=str(tmp_path / "report.json"),
+        STEP_MARKER="set-for-the-step",
+    )
+
+
+def _run(project: StackDir, run: str, **env: str | None) -> subprocess.CompletedProcess[str]:
+    return project.cli(
+        ["run", f"{project.root}/warm_pipeline.py:the_pipeline", "--run-name", run],
+        project.root,
+        **env,
+    )
+
+
+def _report(project: StackDir) -> dict[str, object]:
+    data: dict[str, object] = json.loads((project.root / "report.json").read_text())
+    return data
+
+
+def test_a_warm_step_is_the_step_a_cold_launch_would_run(project: StackDir) -> None:
+    warm = _run(project, "warm")
+    assert warm.returncode == 0, explain(warm)
+    seen_warm = _report(project)
+    # On a store of its own, so nothing is cached.
+    cold = _run(
+        project,
+        "cold",
+        STEPWIRE_WARM_PROCESSES="0",
+        STEPWIRE_METADATA_URI=str(project.root / "cold.db"),
+        STEPWIRE_ARTIFACT_STORE=str(project.root / "cold-artifacts"),
+    )
+    assert cold.returncode == 0, explain(cold)
+    seen_cold = _report(project)
+
+    # Forked from the warm parent (supervisor <- warm parent <- the CLI), or not.
+    warm_commands = seen_warm["commands"]
+    cold_commands = seen_cold["commands"]
+    assert isinstance(warm_commands, list)
+    assert isinstance(cold_commands, list)
+    assert "-m stepwire.entrypoints.warm_parent" in warm_commands[1], warm_commands
+    assert "-m stepwire run" in warm_commands[2], warm_commands
+    assert "-m stepwire.entrypoints.step_entrypoint" in cold_commands[0], cold_commands
+    assert "-m stepwire run" in cold_commands[1], cold_commands
+    # What the step sees is the same either way.
+    for key in ("argv0", "cwd", "marker", "helper"):
+        assert seen_warm[key] == seen_cold[key], key
+    assert seen_warm["helper"] == "from PYTHONPATH"
+    assert seen_warm["marker"] == "set-for-the-step"
+    log = project.artifacts / ".stepwire" / "logs" / "warm" / "report.log"
+    assert "report was here" in log.read_text()
+    assert project.output("warm", "after", int) == 3
+    # Every execution is recorded, and a rerun is cached.
+    rerun = _run(project, "warm-again")
+    assert rerun.returncode == 0, explain(rerun)
+    assert set(project.statuses("warm-again").values()) == {"cached"}
+
+
+@pytest.mark.parametrize("how", ["exit0", "sigkill", "segfault", "raise"])
+def test_a_step_that_ends_badly_is_reported_as_a_cold_one_is(project: StackDir, how: str) -> None:
+    lines = {}
+    for mode in ("1", "0"):
+        run = f"{how}-{mode}"
+        proc = _run(project, run, END_HOW=how, STEPWIRE_WARM_PROCESSES=mode)
+        assert proc.returncode == 1, explain(proc)
+        statuses = project.statuses(run)
+        assert statuses["end"] == "failed", explain(proc)
+        # "[   1.2s] end  FAILED in 0.4s: <why>": the why, as the CLI prints it.
+        [why] = re.findall(r"\] end +FAILED in [0-9.]+s: (.*)", proc.stdout)
+        lines[mode] = why
+        # The log holds the supervisor's verdict either way.
+        log = project.artifacts / ".stepwire" / "logs" / run / "end.log"
+        assert "stepwire: " in log.read_text(), log.read_text()
+    strip = [_without_numbers(text) for text in lines.values()]
+    assert strip[0] == strip[1], lines
+
+
+def _without_numbers(text: str) -> str:
+    return "".join("#" if c.isdigit() else c for c in text)
+
+
+def test_a_dead_warm_parent_is_started_again_and_the_step_judged_by_ml_metadata(
+    project: StackDir,
+) -> None:
+    proc = _run(project, "orphaned", END_HOW="kill-warm-parent")
+    # The step that killed its warm parent still ran to its end and published; the
+    # next step got a new warm parent.
+    assert proc.returncode == 0, explain(proc)
+    assert project.statuses("orphaned") == {
+        "report": "completed",
+        "end": "completed",
+        "after": "completed",
+    }
+    assert project.output("orphaned", "after", int) == 3
+
+
+def test_the_warm_parent_has_one_thread_and_no_store_open(
+    project: StackDir, tmp_path: Path
+) -> None:
+    env = project.env(PYTHONPATH=None)
+    with WarmLauncher(env) as launcher:
+        out = os.open(tmp_path / "out.log", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            # --help is the cheapest step process there is.
+            command = [sys.executable, "-m", "stepwire.entrypoints.step_entrypoint", "--help"]
+            assert launcher.call(command, env, out) == 0
+            assert launcher.call(command, env, out) == 0
+        finally:
+            os.close(out)
+        assert launcher.starts == 1  # one parent served both
+        pid = launcher._process.pid  # type: ignore[union-attr]
+        assert len(os.listdir(f"/proc/{pid}/task")) == 1
+        targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        assert not [t for t in targets if t.endswith((".db", ".sqlite"))], targets
+        assert len([t for t in targets if t.startswith("socket:")]) == 1, targets
+        # A variable read while importing differs: that step starts cold (None).
+        other = {**env, "STEPWIRE_FULL_TFX_IMPORTS": "1"}
+        assert launcher.call(command, other, 1) is None
+        # Not the step entrypoint of this interpreter: cold too.
+        assert launcher.call(["python3", "-m", "x"], env, 1) is None
+    assert (
+        "usage: python -m stepwire.entrypoints.step_entrypoint"
+        in (tmp_path / "out.log").read_text()
+    )
+
+
+def test_warm_processes_can_be_turned_off(project: StackDir) -> None:
+    with WarmLauncher({**project.env(), "STEPWIRE_WARM_PROCESSES": "0"}) as launcher:
+        command = [sys.executable, "-m", "stepwire.entrypoints.step_entrypoint", "--help"]
+        assert launcher.call(command, project.env(), 1) is None
+        assert launcher.starts == 0
