@@ -39,6 +39,8 @@ message DemoArgs {
     reference_above_bytes: 256
     max_payload_bytes: 1048576
     max_json_depth: 64
+    max_inflated_bytes: 65536
+    max_json_nodes: 1000
   };
 
   // Name of the thing to run, 100% plain.
@@ -143,6 +145,7 @@ def _args(demo: ModuleType, **fields: object) -> object:
 def test_module_constants(demo: ModuleType) -> None:
     assert demo.CONTRACT_VERSION == 1
     assert demo.MAX_PAYLOAD_BYTES == 1048576
+    assert (demo.MAX_INFLATED_BYTES, demo.MAX_JSON_NODES) == (65536, 1000)
     assert demo.Thresholds(64, 256) == demo.DEFAULT_THRESHOLDS
     assert [o.flag for o in demo.OPTIONS] == [
         "target",
@@ -235,6 +238,28 @@ def test_decode_refusals(demo: ModuleType) -> None:
     with pytest.raises(demo.ArgumentError) as caught:
         demo.decode([*argv, "--labels", bomb], read_reference=store.read)
     assert caught.value.kind is demo.ErrorKind.PAYLOAD_TOO_LARGE
+
+
+def test_inflated_and_node_bounds(demo: ModuleType) -> None:
+    store = Store()
+    # Within max_payload_bytes, past max_inflated_bytes: compressed, it is refused.
+    bomb = "zlib:" + base64.b64encode(zlib.compress(b" " * (65536 + 1))).decode()
+    argv = demo.encode(_args(demo), store=store)
+    with pytest.raises(demo.ArgumentError) as caught:
+        demo.decode([*argv, "--labels", bomb], read_reference=store.read)
+    assert (caught.value.kind, caught.value.flag) == (demo.ErrorKind.PAYLOAD_TOO_LARGE, "labels")
+    # The map's object and 999 strings are the 1000 values max_json_nodes allows.
+    labels = {f"k{i}": "" for i in range(999)}
+    argv = demo.encode(_args(demo, labels=labels), store=store)
+    assert dict(demo.decode(argv, read_reference=store.read).args.labels) == labels
+    with pytest.raises(demo.EncodeError) as refused:
+        demo.encode(_args(demo, labels={**labels, "one more": ""}), store=store)
+    assert (refused.value.kind, refused.value.flag) == (demo.ErrorKind.PAYLOAD_TOO_LARGE, "labels")
+    # A payload above max_inflated_bytes is never compressed: it goes by reference.
+    big = {"a": "x" * 70000}
+    argv = demo.encode(_args(demo, labels=big), store=store)
+    assert argv[argv.index("--labels") + 1].startswith(demo.REFERENCE_PREFIX)
+    assert dict(demo.decode(argv, read_reference=store.read).args.labels) == big
 
 
 def test_help_shows_field_comments(demo: ModuleType) -> None:

@@ -32,6 +32,8 @@ def message_options(**overrides: int | None) -> str:
         "reference_above_bytes": 98304,
         "max_payload_bytes": 1048576,
         "max_json_depth": 64,
+        "max_inflated_bytes": 65536,
+        "max_json_nodes": 1000,
     }
     values.update(overrides)
     body = " ".join(f"{key}: {value}" for key, value in values.items() if value is not None)
@@ -116,6 +118,7 @@ def test_real_contract_message(real: Contract) -> None:
     assert (entry.contract_version, entry.compress_above_bytes) == (1, 4096)
     assert (entry.reference_above_bytes, entry.max_payload_bytes) == (98304, 64 * 2**20)
     assert entry.max_json_depth == 500
+    assert (entry.max_inflated_bytes, entry.max_json_nodes) == (4 * 2**20, 1_000_000)
     assert entry.doc.startswith("The arguments of one step entrypoint invocation.")
     assert entry.version_field is not None
     assert entry.version_field.name == "contract_version"
@@ -418,6 +421,8 @@ def test_not_required_without_presence(
         "reference_above_bytes",
         "max_payload_bytes",
         "max_json_depth",
+        "max_inflated_bytes",
+        "max_json_nodes",
     ],
 )
 def test_message_option_missing_or_zero(contract_root: Path, option: str) -> None:
@@ -425,6 +430,15 @@ def test_message_option_missing_or_zero(contract_root: Path, option: str) -> Non
     assert text == f"{DEMO}: Demo: message option {option!r} is not set"
     text = refusal(contract_root, message(plain("a", 1), options=message_options(**{option: 0})))
     assert text == f"{DEMO}: Demo: message option {option!r} must be positive"
+
+
+def test_inflated_bound_above_payload_bound(contract_root: Path) -> None:
+    options = message_options(max_payload_bytes=1024, max_inflated_bytes=1025)
+    text = refusal(contract_root, message(plain("a", 1), options=options))
+    assert text == (
+        f"{DEMO}: Demo: message option 'max_inflated_bytes' (1025) exceeds "
+        "'max_payload_bytes' (1024)"
+    )
 
 
 def test_field_options_without_message_options(contract_root: Path) -> None:

@@ -122,6 +122,8 @@ class Message:
         reference_above_bytes: Compressed length above which values go by reference.
         max_payload_bytes: Bound on decompressed and referenced payloads.
         max_json_depth: Bound on the nesting of JSON payloads.
+        max_inflated_bytes: Bound on the payload of a compressed value.
+        max_json_nodes: Bound on the number of JSON values in a payload.
         fields: Its fields, by field number.
     """
 
@@ -135,6 +137,8 @@ class Message:
     reference_above_bytes: int
     max_payload_bytes: int
     max_json_depth: int
+    max_inflated_bytes: int
+    max_json_nodes: int
     fields: tuple[Field, ...]
 
     @property
@@ -356,6 +360,18 @@ def _build_field(
     )
 
 
+# The message options, all required, in field-number order.
+_MESSAGE_OPTIONS = (
+    "contract_version",
+    "compress_above_bytes",
+    "reference_above_bytes",
+    "max_payload_bytes",
+    "max_json_depth",
+    "max_inflated_bytes",
+    "max_json_nodes",
+)
+
+
 def _int_option(at: str, options: _ProtoMessage, name: str) -> int:
     if not options.HasField(name):
         raise ContractError(f"{at}: message option {name!r} is not set")
@@ -464,6 +480,15 @@ def build_model(
                     )
                 seen[field.flag] = field.name
             package = f"{file_proto.package}." if file_proto.package else ""
+            # In field-number order, so the first missing option is the one named.
+            numbers = {name: _int_option(where, message_options, name) for name in _MESSAGE_OPTIONS}
+            if numbers["max_inflated_bytes"] > numbers["max_payload_bytes"]:
+                # A compressed payload is a payload: the larger bound could never apply.
+                raise ContractError(
+                    f"{where}: message option 'max_inflated_bytes' "
+                    f"({numbers['max_inflated_bytes']}) exceeds 'max_payload_bytes' "
+                    f"({numbers['max_payload_bytes']})"
+                )
             messages.append(
                 Message(
                     name=message.name,
@@ -471,15 +496,13 @@ def build_model(
                     proto_file=file_proto.name,
                     proto_module=python_module_of(file_proto.name, strip_prefix),
                     doc=comments.get((_MESSAGE_TYPE, index), ""),
-                    contract_version=_int_option(where, message_options, "contract_version"),
-                    compress_above_bytes=_int_option(
-                        where, message_options, "compress_above_bytes"
-                    ),
-                    reference_above_bytes=_int_option(
-                        where, message_options, "reference_above_bytes"
-                    ),
-                    max_payload_bytes=_int_option(where, message_options, "max_payload_bytes"),
-                    max_json_depth=_int_option(where, message_options, "max_json_depth"),
+                    contract_version=numbers["contract_version"],
+                    compress_above_bytes=numbers["compress_above_bytes"],
+                    reference_above_bytes=numbers["reference_above_bytes"],
+                    max_payload_bytes=numbers["max_payload_bytes"],
+                    max_json_depth=numbers["max_json_depth"],
+                    max_inflated_bytes=numbers["max_inflated_bytes"],
+                    max_json_nodes=numbers["max_json_nodes"],
                     fields=fields,
                 )
             )

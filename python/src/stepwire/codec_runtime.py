@@ -50,6 +50,7 @@ __all__ = [
     "check_text",
     "check_version_in",
     "check_version_out",
+    "count_json_values",
     "decimal_in",
     "emit",
     "emit_custom",
@@ -120,11 +121,11 @@ class ErrorKind(enum.Enum):
     BAD_JSON = "bad_json"
     """Not JSON, duplicate keys, non-finite or overflowing numbers, too deep, a lone surrogate."""
     WRONG_JSON_SHAPE = "wrong_json_shape"
-    """Valid JSON of the wrong shape (not an object, a map value not a string)."""
+    """JSON of the wrong shape (not starting like an object, a map value not a string)."""
     BAD_COMPRESSED = "bad_compressed"
     """A compressed value that is not a complete zlib stream."""
     PAYLOAD_TOO_LARGE = "payload_too_large"
-    """A payload larger than the message's ``max_payload_bytes``."""
+    """A payload over ``max_payload_bytes``, ``max_inflated_bytes`` or ``max_json_nodes``."""
     BAD_REFERENCE = "bad_reference"
     """A by-reference value that does not follow ``ref:sha256:<hex>:<uri>``."""
     REFERENCE_UNAVAILABLE = "reference_unavailable"
@@ -237,6 +238,20 @@ _REFERENCE = re.compile(r"ref:sha256:([0-9a-f]{64}):(.+)", re.DOTALL)
 _UINT32_MAX = 2**32 - 1
 # RFC 8785 numbers are IEEE 754 doubles: integers from here on are not exact.
 _SAFE_MAGNITUDE = 2**53
+# JSON whitespace (RFC 8259), and the first characters of the two kinds of
+# value that can be large and are not objects: a payload whose first other
+# character is one of these is an array or a string whatever follows, so its
+# shape is known before it is parsed (spec section 3.3.1).
+_JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_STARTS_NOT_AN_OBJECT = frozenset('["')
+# Counting a payload's values without parsing it (spec section 3.3.1). A string
+# literal runs from a quote to the next quote that no backslash escapes, or to
+# the end; the pattern is the unrolled loop, so it never backtracks.
+_STRING_LITERAL = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+# Maps the bytes that end a run (JSON whitespace, the quote and the six
+# structural characters) to b" " and every other byte to b"a": each run of
+# b"a" is then one number, literal or other token.
+_RUN_BYTES = bytes(0x20 if byte in b' \t\n\r"[]{}:,' else 0x61 for byte in range(256))
 
 
 def _show(text: str, limit: int = 40) -> str:
@@ -448,6 +463,16 @@ def _unb64(flag: str, text: str, max_payload_bytes: int) -> bytes:
     return data
 
 
+def _out_of_memory(flag: str, error: type[CodecError]) -> CodecError:
+    # Within the bounds a value fits in a few hundred MiB; a process given less
+    # is refused the value, in one line, like any payload too large for it.
+    return error(
+        ErrorKind.PAYLOAD_TOO_LARGE,
+        f"--{flag}: this process ran out of memory holding the payload",
+        flag,
+    )
+
+
 def _canonical_json(flag: str, value: Any, error: type[CodecError]) -> bytes:
     try:
         return rfc8785.dumps(value)
@@ -455,6 +480,8 @@ def _canonical_json(flag: str, value: Any, error: type[CodecError]) -> bytes:
         raise error(
             ErrorKind.BAD_JSON, f"--{flag}: JSON without a canonical form ({exc})", flag
         ) from None
+    except MemoryError:
+        raise _out_of_memory(flag, error) from None
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -485,17 +512,73 @@ def _int(text: str) -> int | float:
 
 
 def _check_depth(value: Any, max_json_depth: int) -> None:
-    # Iterative, so the check itself cannot run out of stack.
-    pending: list[tuple[Any, int]] = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, (dict, list)):
-            if depth > max_json_depth:
-                raise ValueError(f"objects and arrays nested deeper than {max_json_depth}")
-            children = item.values() if isinstance(item, dict) else item
-            pending.extend(
-                (child, depth + 1) for child in children if isinstance(child, (dict, list))
-            )
+    # Iterative, so the check itself cannot run out of stack; one iterator per
+    # open container, so its memory follows the depth, not the size.
+    if not isinstance(value, (dict, list)):
+        return
+    open_containers = [iter(value.values() if isinstance(value, dict) else value)]
+    while open_containers:
+        for child in open_containers[-1]:
+            if isinstance(child, (dict, list)):
+                if len(open_containers) >= max_json_depth:
+                    raise ValueError(f"objects and arrays nested deeper than {max_json_depth}")
+                open_containers.append(iter(child.values() if isinstance(child, dict) else child))
+                break
+        else:
+            open_containers.pop()
+
+
+def count_json_values(payload: bytes) -> int:
+    """Counts the JSON values of a payload without parsing it (spec section 3.3.1).
+
+    Outside string literals: every ``[`` and ``{``, every string literal, and
+    every run of bytes other than JSON whitespace, ``"`` and ``[ ] { } : ,`` (a
+    number or a literal), minus every ``:`` (one per member name). For a JSON
+    text that is its number of values; for any other text it is still defined,
+    so a reader can refuse a payload before parsing it. Runs in C loops over a
+    few copies of the payload, never building a value.
+
+    Args:
+        payload: The payload's UTF-8 bytes (the delimiters are ASCII, so the
+            count is that of its text).
+
+    Returns:
+        The count.
+    """
+    stripped, strings = _STRING_LITERAL.subn(b'"', payload)
+    runs = stripped.translate(_RUN_BYTES)
+    atoms = runs.count(b" a") + runs.startswith(b"a")
+    return stripped.count(b"[") + stripped.count(b"{") + strings - stripped.count(b":") + atoms
+
+
+def _first_value_character(text: str) -> str:
+    match = _JSON_WHITESPACE.match(text)  # always matches, if only the empty string
+    start = match.end() if match else 0
+    return text[start : start + 1]
+
+
+def _check_object_start(flag: str, text: str, error: type[CodecError]) -> None:
+    # Before the parse: a payload that is no object fails in O(1), however large.
+    first = _first_value_character(text)
+    if first in _STARTS_NOT_AN_OBJECT:
+        raise error(
+            ErrorKind.WRONG_JSON_SHAPE,
+            f"--{flag}: expected a JSON object, the value starts with {first!r}",
+            flag,
+        )
+
+
+def _check_value_count(
+    flag: str, payload: bytes, max_json_nodes: int, error: type[CodecError]
+) -> None:
+    count = count_json_values(payload)
+    if count > max_json_nodes:
+        raise error(
+            ErrorKind.PAYLOAD_TOO_LARGE,
+            f"--{flag}: the payload holds {count} JSON values, more than the "
+            f"{max_json_nodes} of max_json_nodes",
+            flag,
+        )
 
 
 def _parse_json(text: str, max_json_depth: int) -> Any:
@@ -509,19 +592,29 @@ def _parse_json(text: str, max_json_depth: int) -> Any:
     return value
 
 
-def string_map_out(flag: str, mapping: Mapping[str, str]) -> dict[str, str]:
+def string_map_out(flag: str, mapping: Mapping[str, str], max_json_nodes: int) -> dict[str, str]:
     """The JSON value of a ``map<string, string>`` field, for :func:`pack_json`.
 
     Args:
         flag: The option name.
         mapping: The field's entries.
+        max_json_nodes: The message's bound on the JSON values of a payload.
 
     Returns:
         The entries as a dict.
 
     Raises:
-        EncodeError: ``BAD_VALUE`` if a key or value holds a NUL character.
+        EncodeError: ``PAYLOAD_TOO_LARGE`` for more entries than the bound
+            allows (the object and one string each), ``BAD_VALUE`` if a key or
+            value holds a NUL character.
     """
+    if 1 + len(mapping) > max_json_nodes:
+        raise EncodeError(
+            ErrorKind.PAYLOAD_TOO_LARGE,
+            f"--{flag}: {len(mapping)} entries make {1 + len(mapping)} JSON values, more than "
+            f"the {max_json_nodes} of max_json_nodes",
+            flag,
+        )
     for text in (*mapping, *mapping.values()):
         if "\x00" in text:
             raise EncodeError(
@@ -530,21 +623,29 @@ def string_map_out(flag: str, mapping: Mapping[str, str]) -> dict[str, str]:
     return dict(mapping)
 
 
-def json_object_out(flag: str, text: str, max_json_depth: int) -> object:
+def json_object_out(flag: str, text: str, max_json_depth: int, max_json_nodes: int) -> object:
     """The JSON value of a string field that holds a JSON object, for :func:`pack_json`.
+
+    The checks come in the decoder's order: the first character, the number
+    of values, then the parse.
 
     Args:
         flag: The option name.
         text: The field's JSON text (any formatting).
         max_json_depth: The message's bound on nesting.
+        max_json_nodes: The message's bound on the JSON values of a payload.
 
     Returns:
         The parsed object.
 
     Raises:
-        EncodeError: ``BAD_JSON`` if the text is not JSON, ``WRONG_JSON_SHAPE``
-            if it is not an object.
+        EncodeError: ``WRONG_JSON_SHAPE`` if it is not an object,
+            ``PAYLOAD_TOO_LARGE`` if it holds more values than the bound,
+            ``BAD_JSON`` if the text is not JSON.
     """
+    _check_object_start(flag, text, EncodeError)
+    # surrogatepass: a lone surrogate is refused by the parse below, not here.
+    _check_value_count(flag, text.encode("utf-8", "surrogatepass"), max_json_nodes, EncodeError)
     try:
         value = _parse_json(text, max_json_depth)
     except (ValueError, RecursionError) as exc:
@@ -556,13 +657,17 @@ def json_object_out(flag: str, text: str, max_json_depth: int) -> object:
     return value
 
 
-def _json_in(flag: str, payload: bytes, max_json_depth: int) -> Any:
+def _json_in(flag: str, payload: bytes, max_json_depth: int, max_json_nodes: int) -> Any:
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         raise ArgumentError(
             ErrorKind.BAD_UTF8, f"--{flag}: the payload is not UTF-8", flag
         ) from None
+    # Spec section 3.3.1: the shape and the number of values before the parse,
+    # so that a hostile payload costs a scan, never the values it describes.
+    _check_object_start(flag, text, ArgumentError)
+    _check_value_count(flag, payload, max_json_nodes, ArgumentError)
     try:
         return _parse_json(text, max_json_depth)
     except (ValueError, RecursionError) as exc:
@@ -639,13 +744,14 @@ def pack_json(
     store: ReferenceStore | None,
     thresholds: ThresholdsLike,
     max_payload_bytes: int,
+    max_inflated_bytes: int,
 ) -> str:
     """Encodes an ``ENCODING_BASE64_JSON`` value in the form the spec chooses.
 
     Inline base64 of the canonical JSON; compressed when the inline element is
-    above ``compress_above_bytes`` and compression makes it shorter; by
-    reference when still above ``reference_above_bytes``, or always when the
-    option is sensitive.
+    above ``compress_above_bytes``, compression makes it shorter and the
+    payload is at most ``max_inflated_bytes``; by reference when still above
+    ``reference_above_bytes``, or always when the option is sensitive.
 
     Args:
         flag: The option name.
@@ -654,6 +760,7 @@ def pack_json(
         store: Where by-reference payloads go; ``None`` makes them an error.
         thresholds: When the value leaves the inline form.
         max_payload_bytes: The message's bound on payloads.
+        max_inflated_bytes: The message's bound on compressed payloads.
 
     Returns:
         The element's text.
@@ -674,9 +781,10 @@ def pack_json(
     if not sensitive:
         if len(inline) <= thresholds.compress_above_bytes:
             return inline
-        # Level 9: compressed bytes are not canonical anyway, so take the smallest.
-        compressed = COMPRESSED_PREFIX + _b64(zlib.compress(payload, 9))
-        element = min(inline, compressed, key=len)
+        if len(payload) <= max_inflated_bytes:
+            # Level 9: compressed bytes are not canonical anyway, so take the smallest.
+            compressed = COMPRESSED_PREFIX + _b64(zlib.compress(payload, 9))
+            element = min(inline, compressed, key=len)
         if len(element) <= thresholds.reference_above_bytes:
             return element
     if store is None:
@@ -700,19 +808,20 @@ def pack_json(
     return f"{REFERENCE_PREFIX}{digest}:{uri}"
 
 
-def _inflate(flag: str, data: bytes, max_payload_bytes: int) -> bytes:
+def _inflate(flag: str, data: bytes, max_inflated_bytes: int) -> bytes:
     inflater = zlib.decompressobj()
     try:
-        # Bounded, so that a small element cannot inflate into all of memory.
-        payload = inflater.decompress(data, max_payload_bytes + 1)
+        # Stops one byte past the bound: a small element never inflates further.
+        payload = inflater.decompress(data, max_inflated_bytes + 1)
     except zlib.error as exc:
         raise ArgumentError(
             ErrorKind.BAD_COMPRESSED, f"--{flag}: not a zlib stream ({exc})", flag
         ) from None
-    if len(payload) > max_payload_bytes or inflater.unconsumed_tail:
+    if len(payload) > max_inflated_bytes or inflater.unconsumed_tail:
         raise ArgumentError(
             ErrorKind.PAYLOAD_TOO_LARGE,
-            f"--{flag}: decompresses to more than {max_payload_bytes} bytes",
+            f"--{flag}: decompresses to more than the {max_inflated_bytes} bytes of "
+            "max_inflated_bytes",
             flag,
         )
     if not inflater.eof:
@@ -745,7 +854,7 @@ def _dereference(
         )
     try:
         payload = read_reference(uri)
-    except CodecError:
+    except (CodecError, MemoryError):  # out of memory is payload_too_large (unpack_json)
         raise
     except Exception as exc:  # a reader's failure of any kind is this one error
         raise ArgumentError(
@@ -775,33 +884,45 @@ def unpack_json(
     read_reference: ReferenceReader | None,
     *,
     max_payload_bytes: int,
+    max_inflated_bytes: int,
     max_json_depth: int,
+    max_json_nodes: int,
 ) -> tuple[Any, Form]:
     """Decodes an ``ENCODING_BASE64_JSON`` element in any of its forms.
+
+    Every such value of the contract is a JSON object (the text of a message, or
+    a map): a payload that starts like another kind of value is refused before
+    it is parsed, and so is one with more values than ``max_json_nodes``.
 
     Args:
         flag: The option name.
         raw: The element's text.
         read_reference: Fetches by-reference payloads; ``None`` makes them an error.
         max_payload_bytes: The message's bound on payloads.
+        max_inflated_bytes: The message's bound on compressed payloads.
         max_json_depth: The message's bound on nesting.
+        max_json_nodes: The message's bound on the JSON values of a payload.
 
     Returns:
         The parsed JSON value and the form the element took.
 
     Raises:
-        ArgumentError: For any element the spec refuses (section 3.3).
+        ArgumentError: For any element the spec refuses (section 3.3); running
+            out of memory on it is ``PAYLOAD_TOO_LARGE``.
     """
-    # The prefixes hold ':', which base64 never does: no form hides another.
-    if raw.startswith(COMPRESSED_PREFIX):
-        data = _unb64(flag, raw[len(COMPRESSED_PREFIX) :], max_payload_bytes)
-        payload, form = _inflate(flag, data, max_payload_bytes), Form.COMPRESSED
-    elif raw.startswith("ref:"):
-        payload = _dereference(flag, raw, read_reference, max_payload_bytes)
-        form = Form.REFERENCE
-    else:
-        payload, form = _unb64(flag, raw, max_payload_bytes), Form.INLINE
-    return _json_in(flag, payload, max_json_depth), form
+    try:
+        # The prefixes hold ':', which base64 never does: no form hides another.
+        if raw.startswith(COMPRESSED_PREFIX):
+            data = _unb64(flag, raw[len(COMPRESSED_PREFIX) :], max_payload_bytes)
+            payload, form = _inflate(flag, data, max_inflated_bytes), Form.COMPRESSED
+        elif raw.startswith("ref:"):
+            payload = _dereference(flag, raw, read_reference, max_payload_bytes)
+            form = Form.REFERENCE
+        else:
+            payload, form = _unb64(flag, raw, max_payload_bytes), Form.INLINE
+        return _json_in(flag, payload, max_json_depth, max_json_nodes), form
+    except MemoryError:
+        raise _out_of_memory(flag, ArgumentError) from None
 
 
 # --------------------------------------------------------------------------- #

@@ -9,7 +9,7 @@ import { deflateSync, inflateSync } from "node:zlib";
 import { create, isFieldSet } from "@bufbuild/protobuf";
 import type { Message } from "@bufbuild/protobuf";
 import { decodeBase64, encodeBase64 } from "./base64";
-import { canonicalStringMap, canonicalize, JsonSyntaxError } from "./jcs";
+import { canonicalStringMap, canonicalize, countValues, firstValueCharacter, JsonSyntaxError } from "./jcs";
 import { Encoding, ErrorKind, kindName, loadContract } from "./contract";
 import type { Contract, OptionSpec, Thresholds } from "./contract";
 import type { EntrypointArgs } from "./gen/stepwire/entrypoint/v1/entrypoint_pb";
@@ -24,6 +24,9 @@ const UINT32_MAX = 4294967295;
 const CUSTOM_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 // In a `u` regex a surrogate pair is one code point: this matches lone halves only.
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+// Section 3.3.1: a payload whose first character after whitespace is one of these
+// is an array or a string, whatever follows; its shape is known before parsing.
+const STARTS_NOT_AN_OBJECT = new Set(["[", '"']);
 
 /** A refusal: `kind` is the spec's lower-case error kind, `flag` the option or null. */
 export class ContractViolation extends Error {
@@ -209,6 +212,15 @@ export class Codec<M extends Message = Message> {
   }
 
   private mapPayload(option: OptionSpec, entries: [string, string][]): string {
+    // The object and one string per entry, checked first as a decoder counts first.
+    const values = entries.length + 1;
+    if (values > this.contract.maxJsonNodes) {
+      throw new EncodeError(
+        ErrorKind.PAYLOAD_TOO_LARGE,
+        `--${option.flag}: ${values} JSON values, more than the ${this.contract.maxJsonNodes} of max_json_nodes`,
+        option.flag,
+      );
+    }
     for (const [key, value] of entries) {
       for (const text of [key, value]) {
         checkText(option.flag, text, true, EncodeError);
@@ -222,6 +234,9 @@ export class Codec<M extends Message = Message> {
     if (LONE_SURROGATE.test(text)) {
       throw new EncodeError(ErrorKind.BAD_UTF8, `--${flag}: the JSON text is not valid Unicode`, flag);
     }
+    // The decoder's order: the first character, the number of values, the parse.
+    if (option.jsonMessage !== null) this.checkObjectStart(option, text, EncodeError);
+    this.checkValueCount(option, text, EncodeError);
     let parsed;
     try {
       parsed = canonicalize(text, this.contract.maxJsonDepth);
@@ -257,7 +272,8 @@ export class Codec<M extends Message = Message> {
       );
     }
     let element = encodeBase64(payload);
-    if (element.length > thresholds.compressAboveBytes) {
+    // A reader inflates no more than max_inflated_bytes: a larger payload is never compressed.
+    if (element.length > thresholds.compressAboveBytes && payload.length <= this.contract.maxInflatedBytes) {
       const compressed = COMPRESSED_PREFIX + encodeBase64(deflateSync(payload, { level: 9 }));
       if (compressed.length < element.length) element = compressed;
     }
@@ -401,12 +417,14 @@ export class Codec<M extends Message = Message> {
     const { flag } = option;
     const max = this.contract.maxPayloadBytes;
     if (raw.startsWith(COMPRESSED_PREFIX)) {
+      const maxInflated = this.contract.maxInflatedBytes;
       const stream = decodeBase64(raw.slice(COMPRESSED_PREFIX.length));
       if (stream === null)
         throw new ArgumentError(ErrorKind.BAD_BASE64, `--${flag}: not standard base64 after zlib:`, flag);
       let inflated;
       try {
-        inflated = inflateSync(stream, { maxOutputLength: max, info: true }) as unknown as {
+        // Node stops inflating as soon as the output passes the bound.
+        inflated = inflateSync(stream, { maxOutputLength: maxInflated, info: true }) as unknown as {
           buffer: Buffer;
           engine: { bytesWritten: number };
         };
@@ -414,7 +432,7 @@ export class Codec<M extends Message = Message> {
         if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
           throw new ArgumentError(
             ErrorKind.PAYLOAD_TOO_LARGE,
-            `--${flag}: inflates to more than ${max} bytes`,
+            `--${flag}: inflates to more than the ${maxInflated} bytes of max_inflated_bytes`,
             flag,
           );
         }
@@ -481,6 +499,30 @@ export class Codec<M extends Message = Message> {
     return [bytes, "inline"];
   }
 
+  /** Section 3.3.1: a payload that starts like an array or a string is no object. */
+  private checkObjectStart(option: OptionSpec, text: string, Err: Refusal): void {
+    const first = firstValueCharacter(text);
+    if (STARTS_NOT_AN_OBJECT.has(first)) {
+      throw new Err(
+        ErrorKind.WRONG_JSON_SHAPE,
+        `--${option.flag}: a JSON object is expected, the value starts with ${JSON.stringify(first)}`,
+        option.flag,
+      );
+    }
+  }
+
+  /** Section 3.3.1: at most max_json_nodes values, counted before the parse. */
+  private checkValueCount(option: OptionSpec, text: string, Err: Refusal): void {
+    const count = countValues(text);
+    if (count > this.contract.maxJsonNodes) {
+      throw new Err(
+        ErrorKind.PAYLOAD_TOO_LARGE,
+        `--${option.flag}: ${count} JSON values, more than the ${this.contract.maxJsonNodes} of max_json_nodes`,
+        option.flag,
+      );
+    }
+  }
+
   /** The decoded value of a JSON option: canonical text, or a map of strings. */
   private json(option: OptionSpec, payload: Uint8Array): string | Record<string, string> {
     const { flag } = option;
@@ -490,12 +532,18 @@ export class Codec<M extends Message = Message> {
     } catch {
       throw new ArgumentError(ErrorKind.BAD_UTF8, `--${flag}: the payload is not UTF-8`, flag);
     }
+    // Before the parse: the shape from the first character, then the number of values.
+    if (option.shape === "map" || option.jsonMessage !== null) this.checkObjectStart(option, text, ArgumentError);
+    this.checkValueCount(option, text, ArgumentError);
     let parsed;
     try {
       parsed = canonicalize(text, this.contract.maxJsonDepth);
     } catch (e) {
       if (e instanceof JsonSyntaxError)
         throw new ArgumentError(ErrorKind.BAD_JSON, `--${flag}: not JSON: ${e.message}`, flag);
+      // V8 out of room for a string or an array: the payload is too large for this process.
+      if (e instanceof RangeError)
+        throw new ArgumentError(ErrorKind.PAYLOAD_TOO_LARGE, `--${flag}: out of memory: ${e.message}`, flag);
       throw e;
     }
     if (option.shape !== "map") {

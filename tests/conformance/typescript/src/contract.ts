@@ -51,6 +51,10 @@ export interface Contract {
   readonly thresholds: Thresholds;
   readonly maxPayloadBytes: number;
   readonly maxJsonDepth: number;
+  /** The bound on the payload of a compressed value (at most maxPayloadBytes). */
+  readonly maxInflatedBytes: number;
+  /** The bound on the number of JSON values in a payload. */
+  readonly maxJsonNodes: number;
 }
 
 export class ContractError extends Error {}
@@ -129,10 +133,15 @@ export function loadContract(schema: DescMessage = EntrypointArgsSchema): Contra
     "referenceAboveBytes",
     "maxPayloadBytes",
     "maxJsonDepth",
+    "maxInflatedBytes",
+    "maxJsonNodes",
   ] as const) {
     if (!isFieldSet(messageOptions, MessageOptionsSchema.field[name])) {
       throw new ContractError(`${schema.typeName}: message option ${name} is not set`);
     }
+  }
+  if (messageOptions.maxInflatedBytes > messageOptions.maxPayloadBytes) {
+    throw new ContractError(`${schema.typeName}: max_inflated_bytes exceeds max_payload_bytes`);
   }
   return {
     schema,
@@ -146,5 +155,7 @@ export function loadContract(schema: DescMessage = EntrypointArgsSchema): Contra
     },
     maxPayloadBytes: messageOptions.maxPayloadBytes,
     maxJsonDepth: messageOptions.maxJsonDepth,
+    maxInflatedBytes: messageOptions.maxInflatedBytes,
+    maxJsonNodes: messageOptions.maxJsonNodes,
   };
 }

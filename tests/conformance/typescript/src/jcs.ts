@@ -286,3 +286,67 @@ export function canonicalize(text: string, maxDepth = Number.POSITIVE_INFINITY):
     }
   }
 }
+
+/**
+ * The number of JSON values of a text, counted without parsing it (contract
+ * section 3.3.1), so that a reader can refuse a payload before it builds anything.
+ *
+ * Outside string literals (a `"` to the next `"` that no backslash escapes, or to
+ * the end of the text): every `[` and `{`, every string literal, and every run of
+ * characters other than JSON whitespace, `"` and `[ ] { } : ,` (a number or a
+ * literal), minus every `:` (one per member name). For a JSON text that is its
+ * number of values; for any other text it is still defined, and every reader
+ * gets the same count.
+ */
+export function countValues(text: string): number {
+  const n = text.length;
+  let count = 0;
+  let inRun = false;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    switch (c) {
+      case 0x22: // '"': the whole literal, escapes included
+        count++;
+        inRun = false;
+        for (i++; i < n; i++) {
+          const d = text.charCodeAt(i);
+          if (d === 0x5c) i++;
+          else if (d === 0x22) break;
+        }
+        break;
+      case 0x5b: // '['
+      case 0x7b: // '{'
+        count++;
+        inRun = false;
+        break;
+      case 0x3a: // ':'
+        count--;
+        inRun = false;
+        break;
+      case 0x5d: // ']'
+      case 0x7d: // '}'
+      case 0x2c: // ','
+      case 0x20:
+      case 0x09:
+      case 0x0a:
+      case 0x0d:
+        inRun = false;
+        break;
+      default:
+        if (!inRun) count++;
+        inRun = true;
+    }
+  }
+  return count;
+}
+
+/** The first character after JSON whitespace, or "" for none. */
+export function firstValueCharacter(text: string): string {
+  let i = 0;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) break;
+    i++;
+  }
+  return text.charAt(i);
+}

@@ -51,7 +51,9 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "FLAGS",
     "LATE_BOUND_FLAGS",
+    "MAX_INFLATED_BYTES",
     "MAX_JSON_DEPTH",
+    "MAX_JSON_NODES",
     "MAX_PAYLOAD_BYTES",
     "OPTIONS",
     "REFERENCE_PREFIX",
@@ -86,6 +88,12 @@ MAX_PAYLOAD_BYTES = 67108864
 
 MAX_JSON_DEPTH = 500
 """Deepest nesting of JSON objects and arrays a payload may have."""
+
+MAX_INFLATED_BYTES = 4194304
+"""Largest payload of a compressed value; a reader stops inflating past it."""
+
+MAX_JSON_NODES = 1000000
+"""Most JSON values (objects, arrays, strings, numbers, literals) a payload may hold."""
 
 OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
@@ -269,11 +277,12 @@ def encode(
         "pipeline_json",
         _rt.pack_json(
             "pipeline_json",
-            _rt.json_object_out("pipeline_json", args.pipeline_json, MAX_JSON_DEPTH),
+            _rt.json_object_out("pipeline_json", args.pipeline_json, MAX_JSON_DEPTH, MAX_JSON_NODES),
             sensitive=False,
             store=store,
             thresholds=thresholds,
             max_payload_bytes=MAX_PAYLOAD_BYTES,
+            max_inflated_bytes=MAX_INFLATED_BYTES,
         ),
     )
     _rt.emit(
@@ -281,11 +290,12 @@ def encode(
         "input_artifact_sources",
         _rt.pack_json(
             "input_artifact_sources",
-            _rt.string_map_out("input_artifact_sources", args.input_artifact_sources),
+            _rt.string_map_out("input_artifact_sources", args.input_artifact_sources, MAX_JSON_NODES),
             sensitive=False,
             store=store,
             thresholds=thresholds,
             max_payload_bytes=MAX_PAYLOAD_BYTES,
+            max_inflated_bytes=MAX_INFLATED_BYTES,
         ),
     )
     _rt.emit(
@@ -293,11 +303,12 @@ def encode(
         "materializer_sources",
         _rt.pack_json(
             "materializer_sources",
-            _rt.string_map_out("materializer_sources", args.materializer_sources),
+            _rt.string_map_out("materializer_sources", args.materializer_sources, MAX_JSON_NODES),
             sensitive=False,
             store=store,
             thresholds=thresholds,
             max_payload_bytes=MAX_PAYLOAD_BYTES,
+            max_inflated_bytes=MAX_INFLATED_BYTES,
         ),
     )
     if args.HasField("contract_version"):
@@ -351,7 +362,9 @@ def decode(
         raw,
         read_reference,
         max_payload_bytes=MAX_PAYLOAD_BYTES,
+        max_inflated_bytes=MAX_INFLATED_BYTES,
         max_json_depth=MAX_JSON_DEPTH,
+        max_json_nodes=MAX_JSON_NODES,
     )
     args.pipeline_json = _rt.json_object_in("pipeline_json", value)
     raw = _rt.required_value(values, "input_artifact_sources")
@@ -360,7 +373,9 @@ def decode(
         raw,
         read_reference,
         max_payload_bytes=MAX_PAYLOAD_BYTES,
+        max_inflated_bytes=MAX_INFLATED_BYTES,
         max_json_depth=MAX_JSON_DEPTH,
+        max_json_nodes=MAX_JSON_NODES,
     )
     args.input_artifact_sources.update(_rt.string_map_in("input_artifact_sources", value))
     raw = _rt.required_value(values, "materializer_sources")
@@ -369,7 +384,9 @@ def decode(
         raw,
         read_reference,
         max_payload_bytes=MAX_PAYLOAD_BYTES,
+        max_inflated_bytes=MAX_INFLATED_BYTES,
         max_json_depth=MAX_JSON_DEPTH,
+        max_json_nodes=MAX_JSON_NODES,
     )
     args.materializer_sources.update(_rt.string_map_in("materializer_sources", value))
     if "contract_version" in values:

@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$stepwire/entrypoint/v1/options.proto\x12\x16stepwire.entrypoint.v1\x1a google/protobuf/descriptor.proto\"\x9f\x01\n\x0c\x46ieldOptions\x12\x0c\n\x04\x66lag\x18\x01 \x01(\t\x12\x32\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32 .stepwire.entrypoint.v1.Encoding\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x11\n\tsensitive\x18\x04 \x01(\x08\x12\x12\n\nlate_bound\x18\x05 \x01(\x08\x12\x14\n\x0cjson_message\x18\x06 \x01(\t\"\x9a\x01\n\x0eMessageOptions\x12\x18\n\x10\x63ontract_version\x18\x01 \x01(\r\x12\x1c\n\x14\x63ompress_above_bytes\x18\x02 \x01(\r\x12\x1d\n\x15reference_above_bytes\x18\x03 \x01(\r\x12\x19\n\x11max_payload_bytes\x18\x04 \x01(\r\x12\x16\n\x0emax_json_depth\x18\x05 \x01(\r*h\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x45NCODING_PLAIN\x10\x01\x12\x14\n\x10\x45NCODING_DECIMAL\x10\x02\x12\x18\n\x14\x45NCODING_BASE64_JSON\x10\x03*\xb2\x03\n\tErrorKind\x12\x1a\n\x16\x45RROR_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eMISSING_OPTION\x10\x01\x12\x11\n\rMISSING_VALUE\x10\x02\x12\x13\n\x0fREPEATED_OPTION\x10\x03\x12\x17\n\x13UNEXPECTED_ARGUMENT\x10\x04\x12\x0f\n\x0b\x45MPTY_VALUE\x10\x05\x12\r\n\tBAD_VALUE\x10\x06\x12\x0c\n\x08\x42\x41\x44_UTF8\x10\x07\x12\x0e\n\nBAD_BASE64\x10\x08\x12\x0c\n\x08\x42\x41\x44_JSON\x10\t\x12\x14\n\x10WRONG_JSON_SHAPE\x10\n\x12\x12\n\x0e\x42\x41\x44_COMPRESSED\x10\x0b\x12\x15\n\x11PAYLOAD_TOO_LARGE\x10\x0c\x12\x11\n\rBAD_REFERENCE\x10\r\x12\x19\n\x15REFERENCE_UNAVAILABLE\x10\x0e\x12\x13\n\x0fSHA256_MISMATCH\x10\x0f\x12 \n\x1cUNSUPPORTED_CONTRACT_VERSION\x10\x10\x12\x15\n\x11\x42\x41\x44_CUSTOM_OPTION\x10\x11\x12\x10\n\x0cOPTION_CLASH\x10\x12\x12\x19\n\x15NEEDS_REFERENCE_STORE\x10\x13:T\n\x05\x66ield\x12\x1d.google.protobuf.FieldOptions\x18\xc1\x9c\x03 \x01(\x0b\x32$.stepwire.entrypoint.v1.FieldOptions:Z\n\x07message\x12\x1f.google.protobuf.MessageOptions\x18\xc1\x9c\x03 \x01(\x0b\x32&.stepwire.entrypoint.v1.MessageOptions')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$stepwire/entrypoint/v1/options.proto\x12\x16stepwire.entrypoint.v1\x1a google/protobuf/descriptor.proto\"\x9f\x01\n\x0c\x46ieldOptions\x12\x0c\n\x04\x66lag\x18\x01 \x01(\t\x12\x32\n\x08\x65ncoding\x18\x02 \x01(\x0e\x32 .stepwire.entrypoint.v1.Encoding\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x11\n\tsensitive\x18\x04 \x01(\x08\x12\x12\n\nlate_bound\x18\x05 \x01(\x08\x12\x14\n\x0cjson_message\x18\x06 \x01(\t\"\xce\x01\n\x0eMessageOptions\x12\x18\n\x10\x63ontract_version\x18\x01 \x01(\r\x12\x1c\n\x14\x63ompress_above_bytes\x18\x02 \x01(\r\x12\x1d\n\x15reference_above_bytes\x18\x03 \x01(\r\x12\x19\n\x11max_payload_bytes\x18\x04 \x01(\r\x12\x16\n\x0emax_json_depth\x18\x05 \x01(\r\x12\x1a\n\x12max_inflated_bytes\x18\x06 \x01(\r\x12\x16\n\x0emax_json_nodes\x18\x07 \x01(\r*h\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x45NCODING_PLAIN\x10\x01\x12\x14\n\x10\x45NCODING_DECIMAL\x10\x02\x12\x18\n\x14\x45NCODING_BASE64_JSON\x10\x03*\xb2\x03\n\tErrorKind\x12\x1a\n\x16\x45RROR_KIND_UNSPECIFIED\x10\x00\x12\x12\n\x0eMISSING_OPTION\x10\x01\x12\x11\n\rMISSING_VALUE\x10\x02\x12\x13\n\x0fREPEATED_OPTION\x10\x03\x12\x17\n\x13UNEXPECTED_ARGUMENT\x10\x04\x12\x0f\n\x0b\x45MPTY_VALUE\x10\x05\x12\r\n\tBAD_VALUE\x10\x06\x12\x0c\n\x08\x42\x41\x44_UTF8\x10\x07\x12\x0e\n\nBAD_BASE64\x10\x08\x12\x0c\n\x08\x42\x41\x44_JSON\x10\t\x12\x14\n\x10WRONG_JSON_SHAPE\x10\n\x12\x12\n\x0e\x42\x41\x44_COMPRESSED\x10\x0b\x12\x15\n\x11PAYLOAD_TOO_LARGE\x10\x0c\x12\x11\n\rBAD_REFERENCE\x10\r\x12\x19\n\x15REFERENCE_UNAVAILABLE\x10\x0e\x12\x13\n\x0fSHA256_MISMATCH\x10\x0f\x12 \n\x1cUNSUPPORTED_CONTRACT_VERSION\x10\x10\x12\x15\n\x11\x42\x41\x44_CUSTOM_OPTION\x10\x11\x12\x10\n\x0cOPTION_CLASH\x10\x12\x12\x19\n\x15NEEDS_REFERENCE_STORE\x10\x13:T\n\x05\x66ield\x12\x1d.google.protobuf.FieldOptions\x18\xc1\x9c\x03 \x01(\x0b\x32$.stepwire.entrypoint.v1.FieldOptions:Z\n\x07message\x12\x1f.google.protobuf.MessageOptions\x18\xc1\x9c\x03 \x01(\x0b\x32&.stepwire.entrypoint.v1.MessageOptions')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'stepwire.entrypoint.v1.options_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENCODING']._serialized_start=417
-  _globals['_ENCODING']._serialized_end=521
-  _globals['_ERRORKIND']._serialized_start=524
-  _globals['_ERRORKIND']._serialized_end=958
+  _globals['_ENCODING']._serialized_start=469
+  _globals['_ENCODING']._serialized_end=573
+  _globals['_ERRORKIND']._serialized_start=576
+  _globals['_ERRORKIND']._serialized_end=1010
   _globals['_FIELDOPTIONS']._serialized_start=99
   _globals['_FIELDOPTIONS']._serialized_end=258
   _globals['_MESSAGEOPTIONS']._serialized_start=261
-  _globals['_MESSAGEOPTIONS']._serialized_end=415
+  _globals['_MESSAGEOPTIONS']._serialized_end=467
 # @@protoc_insertion_point(module_scope)

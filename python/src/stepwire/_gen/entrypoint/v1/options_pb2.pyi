@@ -81,15 +81,19 @@ class FieldOptions(_message.Message):
     def __init__(self, flag: _Optional[str] = ..., encoding: _Optional[_Union[Encoding, str]] = ..., required: _Optional[bool] = ..., sensitive: _Optional[bool] = ..., late_bound: _Optional[bool] = ..., json_message: _Optional[str] = ...) -> None: ...
 
 class MessageOptions(_message.Message):
-    __slots__ = ("contract_version", "compress_above_bytes", "reference_above_bytes", "max_payload_bytes", "max_json_depth")
+    __slots__ = ("contract_version", "compress_above_bytes", "reference_above_bytes", "max_payload_bytes", "max_json_depth", "max_inflated_bytes", "max_json_nodes")
     CONTRACT_VERSION_FIELD_NUMBER: _ClassVar[int]
     COMPRESS_ABOVE_BYTES_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_ABOVE_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_PAYLOAD_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_JSON_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_INFLATED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_JSON_NODES_FIELD_NUMBER: _ClassVar[int]
     contract_version: int
     compress_above_bytes: int
     reference_above_bytes: int
     max_payload_bytes: int
     max_json_depth: int
-    def __init__(self, contract_version: _Optional[int] = ..., compress_above_bytes: _Optional[int] = ..., reference_above_bytes: _Optional[int] = ..., max_payload_bytes: _Optional[int] = ..., max_json_depth: _Optional[int] = ...) -> None: ...
+    max_inflated_bytes: int
+    max_json_nodes: int
+    def __init__(self, contract_version: _Optional[int] = ..., compress_above_bytes: _Optional[int] = ..., reference_above_bytes: _Optional[int] = ..., max_payload_bytes: _Optional[int] = ..., max_json_depth: _Optional[int] = ..., max_inflated_bytes: _Optional[int] = ..., max_json_nodes: _Optional[int] = ...) -> None: ...
