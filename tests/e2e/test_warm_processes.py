@@ -55,6 +55,12 @@ PIPELINE = textwrap.dedent(
                 {
                     "pid": os.getpid(),
                     "ancestors": _ancestors(),
+                    # The warm parent (or, cold, the CLI) while a real step runs.
+                    "grandparent_threads": len(os.listdir(f"/proc/{_ancestors()[1]}/task")),
+                    "grandparent_files": [
+                        os.readlink(f"/proc/{_ancestors()[1]}/fd/{fd}")
+                        for fd in os.listdir(f"/proc/{_ancestors()[1]}/fd")
+                    ],
                     "commands": [
                         Path(f"/proc/{pid}/cmdline").read_bytes().decode().replace("\\0", " ")
                         for pid in _ancestors()
@@ -156,6 +162,12 @@ def test_a_warm_step_is_the_step_a_cold_launch_would_run(project: StackDir) -> N
     assert "-m stepwire run" in warm_commands[2], warm_commands
     assert "-m stepwire.entrypoints.step_entrypoint" in cold_commands[0], cold_commands
     assert "-m stepwire run" in cold_commands[1], cold_commands
+    # While a step that uses ML Metadata runs, its warm parent is still one thread
+    # holding no store: the connection is the step's own.
+    assert seen_warm["grandparent_threads"] == 1
+    files = seen_warm["grandparent_files"]
+    assert isinstance(files, list)
+    assert not [f for f in files if f.endswith(".db") or "artifacts" in f], files
     # What the step sees is the same either way.
     for key in ("argv0", "cwd", "marker", "helper"):
         assert seen_warm[key] == seen_cold[key], key

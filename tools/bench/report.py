@@ -649,22 +649,11 @@ def throughput_section(raw: dict[str, Any], targets: list[dict[str, Any]]) -> st
             f"`run()` (compile and argument building included), {cell(eff_steps, pct)} over the "
             "steps phase alone.\n"
         )
-        met = eff["median"] >= 0.8
-        targets.append(
-            {
-                "section": "3",
-                "target": f"fan-out parallel efficiency >= 80% of ideal for {cores} cores",
-                "value": f"{pct(eff['median'])} (whole run), "
-                f"{pct(eff_steps['median'])} (steps phase)",
-                "met": met,
-                "why": ""
-                if met
-                else (
-                    "the orchestrator compiles and builds every command line before the first "
-                    "step starts, and reads each step's outcome from ML Metadata between steps; "
-                    "starting steps while the rest are built would close it."
-                ),
-            }
+        out.append(
+            "\nThat efficiency overstates what a second slot buys: one step process already "
+            "keeps more than one core busy (its supervisor, its step, ML Metadata's I/O), so "
+            "the sum of step wall times counts shared cores twice. The real speedup, serial "
+            "wall / parallel wall of the same pipeline in the same round, is in section 6.\n"
         )
     return "".join(out)
 
@@ -969,6 +958,194 @@ def memory_section(raw: dict[str, Any], targets: list[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------- #
 
 
+# --------------------------------------------------------------------------- #
+# Section 6
+
+
+WARM_LABELS = {
+    "cold": "cold step process (`python -m stepwire.entrypoints.step_entrypoint`)",
+    "warm": "warm step process (forked from the warm parent)",
+    "floor_stand_ins": "floor: TFX launcher only, with stepwire's import stand-ins",
+}
+
+
+def _warm_values(rounds: list[dict[str, Any]], variant: str, key: str) -> list[float]:
+    """Per round: the worse (larger) of produce and consume, so a ratio is never flattered."""
+    return [max(r[variant][step][key] for step in ("produce", "consume")) for r in rounds]
+
+
+def warm_section(raw: dict[str, Any], targets: list[dict[str, Any]], peers: Any = None) -> str:
+    out = ["## 6. Warm step processes\n\n"]
+    out.append(
+        "tools/bench/warm_cost.py. Each round runs the three variants (order rotated), each "
+        "on its own ML Metadata file and artifact folder, `produce` then `consume` in a new "
+        "run. Wall time = request (or spawn) to reaping; CPU = user + system time of the step "
+        "process and of the children it waited for (`wait4`), the same for every variant. "
+        f"The warm parent was started {raw.get('warm_parent_starts', '?')} time(s) for all "
+        "rounds, before the first, as a run's first step starts it.\n\n"
+    )
+    rounds = raw["rounds"]
+    rows = []
+    for variant, label in WARM_LABELS.items():
+        for step in ("produce", "consume"):
+            wall = summary(r[variant][step]["seconds"] for r in rounds)
+            cpu = summary(r[variant][step]["cpu_seconds"] for r in rounds)
+            rows.append([label, step, cell(wall), cell(cpu)])
+    out.append(table(["variant", "step", "wall time", "CPU time"], rows))
+    wall = {v: _warm_values(rounds, v, "seconds") for v in WARM_LABELS}
+    cpu = {v: _warm_values(rounds, v, "cpu_seconds") for v in WARM_LABELS}
+    warm_cold = ratios(wall["warm"], wall["cold"])
+    warm_cold_cpu = ratios(cpu["warm"], cpu["cold"])
+    cold_floor = ratios(wall["cold"], wall["floor_stand_ins"])
+    cold_floor_cpu = ratios(cpu["cold"], cpu["floor_stand_ins"])
+    out.append("\nRatios per round (the worse of produce and consume), median (min\u2013max):\n\n")
+    out.append(
+        table(
+            ["ratio", "wall", "CPU"],
+            [
+                ["warm / cold", cell(warm_cold, times), cell(warm_cold_cpu, times)],
+                [
+                    "cold / floor with stand-ins",
+                    cell(cold_floor, times),
+                    cell(cold_floor_cpu, times),
+                ],
+                [
+                    "warm / floor with stand-ins",
+                    cell(ratios(wall["warm"], wall["floor_stand_ins"]), times),
+                    cell(ratios(cpu["warm"], cpu["floor_stand_ins"]), times),
+                ],
+            ],
+        )
+    )
+    met = (warm_cold["median"] or 9) <= 0.2
+    targets.append(
+        {
+            "section": "6",
+            "target": "warm step process <= 0.2x of a cold one (per step, wall)",
+            "value": f"{times(warm_cold['median'])} ({times(warm_cold['min'])}\u2013"
+            f"{times(warm_cold['max'])}); CPU {times(warm_cold_cpu['median'])}",
+            "met": met,
+            "why": ""
+            if met
+            else (
+                "what is left in a warm step is its own work: two forks (the step process "
+                "and its supervisor), importing the user's module, the executor class, about "
+                "25 ML Metadata calls on SQLite (each write a transaction) and the log."
+            ),
+        }
+    )
+    worse = max(cold_floor["median"] or 9, cold_floor_cpu["median"] or 9)
+    targets.append(
+        {
+            "section": "6",
+            "target": "cold step process <= 1.1x of the floor with the same stand-ins, "
+            "in wall and in CPU",
+            "value": f"wall {times(cold_floor['median'])}, CPU {times(cold_floor_cpu['median'])}",
+            "met": worse <= 1.1,
+            "why": ""
+            if worse <= 1.1
+            else (
+                "stepwire's step process does more than the floor's script: a supervising "
+                "parent (a fork, pipes, its log in the artifact store), the attempt claim and "
+                "record in ML Metadata, the contract's decoder, and the stepwire runtime's "
+                "imports (see section 1's breakdown)."
+            ),
+        }
+    )
+    if peers and "zenml" in peers.get("jobs", {}) and "stepwire_subprocess" in peers["jobs"]:
+        jobs = peers["jobs"]
+        ours, zen = _steady(jobs["stepwire_subprocess"]), _steady(jobs["zenml"])
+        if ours and len(ours) == len(zen):
+            r = ratios(ours, zen)
+            met = (r["median"] or 9) <= 0.6
+            targets.append(
+                {
+                    "section": "6",
+                    "target": "warm step process per step <= 0.6x of ZenML 0.98's in-process step",
+                    "value": f"{times(r['median'])} ({times(r['min'])}\u2013{times(r['max'])}), "
+                    f"section 4's steady state: stepwire subprocess {ms(med(ours))} vs ZenML "
+                    f"{ms(med(zen))} per step",
+                    "met": met,
+                    "why": ""
+                    if met
+                    else (
+                        "ZenML runs the next step in the process that ran the last one; a "
+                        "stepwire step is still a process of its own (forked warm), with its "
+                        "own ML Metadata connection, supervisor and log, and the orchestrator "
+                        "reads each outcome from ML Metadata before starting the next."
+                    ),
+                }
+            )
+    fan = raw.get("fanout") or []
+    if fan:
+        size = raw.get("fanout_size")
+        out.append(
+            f"\n### A {size}-wide fan-out, serial and parallel, cold and warm\n\n"
+            "tools/bench/throughput.py on the subprocess orchestrator, once per round for each "
+            "combination, in rotated order; wall time of `pipeline.run()` (compile included).\n\n"
+        )
+        keys = ("cold-1", "cold-2", "warm-1", "warm-2")
+        walls = {k: [r[k]["run_seconds"] for r in fan] for k in keys}
+        steps = fan[0]["cold-1"]["steps"]
+        rows = [
+            [
+                k.replace("-", ", ") + " slot(s)",
+                cell(summary(walls[k])),
+                f"{steps / med(walls[k]):.1f}",
+            ]
+            for k in keys
+        ]
+        out.append(table(["launch, slots", "wall time", "steps/s"], rows))
+        speed = {
+            launch: ratios(walls[f"{launch}-1"], walls[f"{launch}-2"])
+            for launch in ("cold", "warm")
+        }
+        throughput = ratios(walls["cold-2"], walls["warm-2"])
+        out.append(
+            "\nPer round: real parallel speedup (1 slot / 2 slots) "
+            f"cold {cell(speed['cold'], times)}, warm {cell(speed['warm'], times)}; "
+            f"warm throughput over cold with 2 slots (cold wall / warm wall) "
+            f"{cell(throughput, times)}.\n"
+        )
+        met = (throughput["median"] or 0) >= 5
+        targets.append(
+            {
+                "section": "6",
+                "target": f"throughput of a {size}-wide fan-out with 2 slots >= 5x of cold launch",
+                "value": f"{times(throughput['median'])} ({times(throughput['min'])}\u2013"
+                f"{times(throughput['max'])})",
+                "met": met,
+                "why": ""
+                if met
+                else (
+                    "the run's fixed costs stay: compiling the pipeline and building every "
+                    "command line before the first step, the warm parent's own start (once), "
+                    "and reading each outcome from ML Metadata; with steps this short they are "
+                    "a large part of the wall."
+                ),
+            }
+        )
+        for launch in ("cold", "warm"):
+            r = speed[launch]
+            met = (r["median"] or 0) >= 1.6
+            targets.append(
+                {
+                    "section": "6",
+                    "target": f"fan-out speedup, 2 slots over 1, >= 1.6x (80% of 2), {launch}",
+                    "value": f"{times(r['median'])} ({times(r['min'])}\u2013{times(r['max'])})",
+                    "met": met,
+                    "why": ""
+                    if met
+                    else (
+                        "a step process keeps more than one core busy by itself (supervisor, "
+                        "step, ML Metadata I/O) and the orchestrator's own work between steps "
+                        "is serial, so a second slot on 2 cores cannot double the rate."
+                    ),
+                }
+            )
+    return "".join(out)
+
+
 def header(raw: dict[str, Any]) -> str:
     meta = raw["meta"]
     m = meta["machine"]
@@ -979,7 +1156,9 @@ def header(raw: dict[str, Any]) -> str:
         "Generated by `nox -s bench` (tools/bench/suite.py, rendered by tools/bench/report.py); "
         "do not edit by hand. Raw results: `BENCHMARKS.json`. Numbers are medians of "
         f"{meta['runs']} runs with (min\u2013max); every ratio is computed per round, both sides "
-        "measured in the same round of the same run, then summarised."
+        "measured in the same round of the same run, then summarised. Absolute times depend "
+        "on the machine (the same step took 0.63 s on one machine and 0.24 s on another of "
+        "the same size): the targets are ratios."
         + (" **Quick mode: fewer rounds and smaller sizes.**" if meta.get("quick") else "")
         + "\n",
         "\n| machine | |\n|---|---|\n",
@@ -1039,6 +1218,7 @@ def render(raw: dict[str, Any]) -> str:
         ("throughput", throughput_section),
         ("peers", peers_section),
         ("sizes", memory_section),
+        ("warm", lambda data, found: warm_section(data, found, raw.get("peers"))),
     ]
     for key, renderer in renderers:
         data = raw.get(key)

@@ -110,6 +110,11 @@ class Suite:
                     result[shape].setdefault(orchestrator, []).append(data)
         return result
 
+    # Section 6 -------------------------------------------------------------
+    def warm(self) -> Any:
+        fanout = "10" if self.options.quick else "50"
+        return self.worker("warm_cost.py", "--runs", str(self.runs), "--fanout", fanout)
+
     # Section 4 -------------------------------------------------------------
     def peers(self) -> Any:
         root = REPO / ".nox" / "bench-peers"
@@ -227,7 +232,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds, smaller sizes")
     parser.add_argument("--runs", type=int, help="rounds per measurement (default 5, quick 2)")
     parser.add_argument(
-        "--only", nargs="*", default=[], help="sections: step, sizes, throughput, peers"
+        "--only", nargs="*", default=[], help="sections: step, sizes, throughput, peers, warm"
     )
     parser.add_argument(
         "--max-load", type=float, default=0.5, help="wait for a load average below this"
@@ -257,6 +262,7 @@ def main() -> None:
         "sizes": suite.sizes,
         "throughput": suite.throughput,
         "peers": suite.peers,
+        "warm": suite.warm,
     }
     for name, section in sections.items():
         if options.only and name not in options.only:

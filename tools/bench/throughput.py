@@ -1,13 +1,14 @@
 """Section 3: a 50-step chain and a 50-wide fan-out on three orchestrators.
 
 Usage: ``throughput.py --shape chain|fanout --size N --orchestrator
-subprocess|local|tfx [--max-parallel P] --out FILE``. One run per process, imports
-done before the clock starts. ``subprocess`` and ``local`` run ``pipeline.run()``
-(compile, then every step); ``tfx`` builds ``tfx.orchestration.pipeline.Pipeline``
-from the same components, as ``BasePipeline.compile()`` does, and runs it with TFX's
-``LocalDagRunner`` (which compiles it too). Per-step times: the step processes' wall
-times for ``subprocess``, the launches for ``local``, and ML Metadata's execution
-create/update times for ``tfx``.
+subprocess|local|tfx [--max-parallel P] [--launch warm|cold] --out FILE``. One run
+per process, imports done before the clock starts. ``subprocess`` and ``local`` run
+``pipeline.run()`` (compile, then every step); ``tfx`` builds
+``tfx.orchestration.pipeline.Pipeline`` from the same components, as
+``BasePipeline.compile()`` does, and runs it with TFX's ``LocalDagRunner`` (which
+compiles it too). Per-step times: the step processes' wall times for ``subprocess``,
+the launches for ``local``, and ML Metadata's execution create/update times for
+``tfx``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=50)
     parser.add_argument("--orchestrator", choices=["subprocess", "local", "tfx"], required=True)
     parser.add_argument("--max-parallel", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--launch", choices=["warm", "cold"], default="warm")
     parser.add_argument("--out", type=Path, required=True)
     options = parser.parse_args()
 
@@ -74,7 +76,7 @@ def main() -> None:
         result["step_seconds"] = mlmd_step_seconds(work / "metadata.db")
     else:
         stack.orchestrator = (
-            SubprocessOrchestrator(max_parallel=options.max_parallel)
+            SubprocessOrchestrator(max_parallel=options.max_parallel, warm=options.launch == "warm")
             if options.orchestrator == "subprocess"
             else LocalOrchestrator()
         )
@@ -87,6 +89,7 @@ def main() -> None:
         if statuses != {"completed"}:
             raise SystemExit(f"unexpected step statuses {statuses}")
     result["max_parallel"] = options.max_parallel if options.orchestrator == "subprocess" else 1
+    result["launch"] = options.launch if options.orchestrator == "subprocess" else "in process"
     harness.write_json(options.out, result)
 
 

@@ -1,0 +1,176 @@
+"""Section 6: warm step processes against cold ones, the floor, and a parallel fan-out.
+
+Usage: ``warm_cost.py --runs N [--fanout W] --out FILE``.
+
+Per step, in the same rounds (order rotated each round), each variant on its own
+artifact folder and ML Metadata SQLite file, ``produce`` then ``consume`` in a new run:
+
+* ``cold``: ``python -m stepwire.entrypoints.step_entrypoint ARGS``, a new interpreter;
+* ``warm``: the same command line through ``WarmLauncher.call_with_usage``, forked
+  from the warm parent (started before the rounds, as a run's first step starts it);
+* ``floor_stand_ins``: tools/bench/floor_step.py with stepwire's import stand-ins,
+  the same node run by TFX's launcher and nothing of stepwire.
+
+Wall time is spawn (or request) to reaping; CPU time is user + system of the step
+process and the children it waited for (``wait4``), for every variant.
+
+Then a ``W``-wide fan-out (one root step, ``W`` leaves) run by tools/bench/throughput.py
+on the subprocess orchestrator, cold and warm, with 1 and with 2 parallel slots, every
+combination once per round in rotated order: real parallel speedup is serial wall /
+parallel wall of the same pipeline in the same round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import harness
+import pipelines_gen
+
+STEPS = ("produce", "consume")
+VARIANTS = ("cold", "warm", "floor_stand_ins")
+FANOUT = (("cold", 1), ("cold", 2), ("warm", 1), ("warm", 2))
+
+
+class Bench:
+    def __init__(self, work: Path) -> None:
+        import floor_components
+        from google.protobuf import json_format
+
+        from stepwire.orchestrators.subprocess_orchestrator import (
+            SubprocessEntrypointConfiguration,
+        )
+        from stepwire.orchestrators.warm_launch import WarmLauncher
+        from stepwire.pipelines.dehydrate import dehydrate
+
+        self.work = work
+        self.config = SubprocessEntrypointConfiguration
+        self.modules = work / "src"
+        pipelines_gen.write_module(self.modules, "bench_two_step", pipelines_gen.two_step_source())
+        self.pipeline = pipelines_gen.load_pipeline(self.modules, "bench_two_step")
+        self.steps = {step.name: step for step in self.pipeline.steps.values()}
+        self.compiled: dict[str, Any] = {}
+        for variant in ("cold", "warm"):
+            self.root(variant).mkdir(parents=True)
+            self.compiled[variant] = self.pipeline.compile(
+                pipeline_root=str(self.root(variant) / "artifacts")
+            )
+        self.root("floor_stand_ins").mkdir(parents=True)
+        floor = floor_components.compile_floor(str(self.root("floor_stand_ins") / "artifacts"))
+        self.floor_nodes = {
+            name: base64.b64encode(
+                json_format.MessageToJson(dehydrate(floor, name), indent=None).encode()
+            ).decode()
+            for name in STEPS
+        }
+        self.launcher = WarmLauncher(self.env("warm"))
+        self.runs = 0
+
+    def root(self, variant: str) -> Path:
+        return self.work / variant
+
+    def env(self, variant: str) -> dict[str, str]:
+        root = self.root(variant)
+        return harness.step_env(root / "artifacts", root / "metadata.db", self.modules)
+
+    def command(self, variant: str, step: str, run: str) -> list[str]:
+        if variant == "floor_stand_ins":
+            database = str(self.root(variant) / "metadata.db")
+            node = self.floor_nodes[step]
+            script = str(harness.BENCH / "floor_step.py")
+            return [sys.executable, script, node, run, database, "--stand-ins"]
+        arguments = self.config.get_entrypoint_arguments(
+            step=self.steps[step], pb2_pipeline=self.compiled[variant], run_name=run
+        )
+        return self.config.get_entrypoint_command() + arguments
+
+    def run_pair(self, variant: str) -> dict[str, Any]:
+        self.runs += 1
+        run = f"{variant}-{self.runs}"
+        out: dict[str, Any] = {}
+        for step in STEPS:
+            command = self.command(variant, step, run)
+            log = self.work / f"{variant}-{step}.log"
+            if variant == "warm":
+                out[step] = self._warm(command, log)
+            else:
+                result = harness.run_timed(command, env=self.env(variant), cwd=self.work, log=log)
+                out[step] = {
+                    "seconds": result["seconds"],
+                    "cpu_seconds": result["user_seconds"] + result["system_seconds"],
+                }
+        return out
+
+    def _warm(self, command: list[str], log: Path) -> dict[str, Any]:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            start = time.monotonic()
+            ended = self.launcher.call_with_usage(command, self.env("warm"), fd, str(self.work))
+            seconds = time.monotonic() - start
+        finally:
+            os.close(fd)
+        if ended is None:
+            raise SystemExit(f"the warm launch started cold: {self.launcher.refused}")
+        code, cpu = ended
+        if code != 0:
+            raise SystemExit(f"warm step exited {code}: {log.read_text()[-2000:]}")
+        return {"seconds": seconds, "cpu_seconds": cpu}
+
+
+def fanout(options: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    """The fan-out, every (launch, slots) combination once per round, rotated."""
+    rounds = []
+    for i in range(options.runs):
+        order = FANOUT[i % len(FANOUT) :] + FANOUT[: i % len(FANOUT)]
+        results = {}
+        for launch, slots in order:
+            out = work / f"fanout-{launch}-{slots}-{i}.json"
+            command = [
+                sys.executable,
+                str(harness.BENCH / "throughput.py"),
+                *("--shape", "fanout", "--size", str(options.fanout)),
+                *("--orchestrator", "subprocess", "--max-parallel", str(slots)),
+                *("--launch", launch, "--out", str(out)),
+            ]
+            harness.run_timed(command, cwd=harness.REPO, log=work / f"{out.stem}.log")
+            results[f"{launch}-{slots}"] = json.loads(out.read_text())
+        rounds.append(results)
+    return rounds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--fanout", type=int, default=50)
+    parser.add_argument("--out", type=Path, required=True)
+    options = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="stepwire-bench-warm-"))
+    bench = Bench(work)
+    try:
+        for variant in VARIANTS:  # warm-up: databases, page cache, the warm parent
+            bench.run_pair(variant)
+        rounds = []
+        for i in range(options.runs):
+            order = VARIANTS[i % len(VARIANTS) :] + VARIANTS[: i % len(VARIANTS)]
+            rounds.append({variant: bench.run_pair(variant) for variant in order})
+    finally:
+        bench.launcher.close()
+    result = {
+        "rounds": rounds,
+        "warm_parent_starts": bench.launcher.starts,
+        "fanout_size": options.fanout,
+        "fanout": fanout(options, work) if options.fanout else [],
+    }
+    harness.write_json(options.out, result)
+
+
+if __name__ == "__main__":
+    main()
