@@ -829,8 +829,9 @@ class GuardedMetadata(metadata.Metadata):
 _tfx_checked = False
 
 
+@functools.cache
 def installed_tfx_version() -> str | None:
-    """The installed ml-pipelines-sdk (or full tfx) release.
+    """The installed ml-pipelines-sdk (or full tfx) release (read once per process).
 
     Returns:
         Its version, or None if neither distribution is installed.

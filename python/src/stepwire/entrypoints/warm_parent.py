@@ -151,6 +151,10 @@ def _warm_up() -> None:
     _fast_imports.install()
     for name in WARM_MODULES:
         importlib.import_module(name)
+    # Read once here rather than in every child (a scan of the installed packages).
+    from stepwire.mlmd_guard import installed_tfx_version
+
+    installed_tfx_version()
 
 
 def _die_with(parent_pid: int) -> None:
