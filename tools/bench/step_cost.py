@@ -54,7 +54,7 @@ AVOIDED = (
 
 
 class Bench:
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, variants: tuple[str, ...] = VARIANTS) -> None:
         import floor_components
         from google.protobuf import json_format
 
@@ -71,7 +71,7 @@ class Bench:
         self.compiled: dict[str, Any] = {}
         self.floor_nodes: dict[str, dict[str, str]] = {}
         self.runs = 0
-        for variant in VARIANTS:
+        for variant in variants:
             root = self.root(variant)
             root.mkdir(parents=True)
             if variant.startswith("stepwire"):

@@ -23,7 +23,6 @@ parallel wall of the same pipeline in the same round.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import sys
@@ -33,76 +32,39 @@ from pathlib import Path
 from typing import Any
 
 import harness
-import pipelines_gen
+import step_cost
 
-STEPS = ("produce", "consume")
+STEPS = step_cost.STEPS
 VARIANTS = ("cold", "warm", "floor_stand_ins")
+# This section's variant names to step_cost's (whose folders and commands they use).
+NAMES = {"cold": "stepwire", "warm": "stepwire_warm", "floor_stand_ins": "floor_stand_ins"}
 FANOUT = (("cold", 1), ("cold", 2), ("warm", 1), ("warm", 2))
 
 
-class Bench:
+class Bench(step_cost.Bench):
+    """step_cost's bench, with a warm variant: the cold command line, forked warm."""
+
     def __init__(self, work: Path) -> None:
-        import floor_components
-        from google.protobuf import json_format
-
-        from stepwire.orchestrators.subprocess_orchestrator import (
-            SubprocessEntrypointConfiguration,
-        )
         from stepwire.orchestrators.warm_launch import WarmLauncher
-        from stepwire.pipelines.dehydrate import dehydrate
 
-        self.work = work
-        self.config = SubprocessEntrypointConfiguration
-        self.modules = work / "src"
-        pipelines_gen.write_module(self.modules, "bench_two_step", pipelines_gen.two_step_source())
-        self.pipeline = pipelines_gen.load_pipeline(self.modules, "bench_two_step")
-        self.steps = {step.name: step for step in self.pipeline.steps.values()}
-        self.compiled: dict[str, Any] = {}
-        for variant in ("cold", "warm"):
-            self.root(variant).mkdir(parents=True)
-            self.compiled[variant] = self.pipeline.compile(
-                pipeline_root=str(self.root(variant) / "artifacts")
-            )
-        self.root("floor_stand_ins").mkdir(parents=True)
-        floor = floor_components.compile_floor(str(self.root("floor_stand_ins") / "artifacts"))
-        self.floor_nodes = {
-            name: base64.b64encode(
-                json_format.MessageToJson(dehydrate(floor, name), indent=None).encode()
-            ).decode()
-            for name in STEPS
-        }
-        self.launcher = WarmLauncher(self.env("warm"))
-        self.runs = 0
+        super().__init__(work, ("stepwire", "stepwire_warm", "floor_stand_ins"))
+        self.launcher = WarmLauncher(self.env("stepwire_warm"))
 
-    def root(self, variant: str) -> Path:
-        return self.work / variant
-
-    def env(self, variant: str) -> dict[str, str]:
-        root = self.root(variant)
-        return harness.step_env(root / "artifacts", root / "metadata.db", self.modules)
-
-    def command(self, variant: str, step: str, run: str) -> list[str]:
-        if variant == "floor_stand_ins":
-            database = str(self.root(variant) / "metadata.db")
-            node = self.floor_nodes[step]
-            script = str(harness.BENCH / "floor_step.py")
-            return [sys.executable, script, node, run, database, "--stand-ins"]
-        arguments = self.config.get_entrypoint_arguments(
-            step=self.steps[step], pb2_pipeline=self.compiled[variant], run_name=run
-        )
-        return self.config.get_entrypoint_command() + arguments
-
-    def run_pair(self, variant: str) -> dict[str, Any]:
+    def run_pair(
+        self, variant: str, *, phases: bool = False, importtime: bool = False
+    ) -> dict[str, Any]:
+        del phases, importtime  # plain runs only
         self.runs += 1
         run = f"{variant}-{self.runs}"
         out: dict[str, Any] = {}
         for step in STEPS:
-            command = self.command(variant, step, run)
+            command = self.command(NAMES[variant], step, run, phases=False)
             log = self.work / f"{variant}-{step}.log"
             if variant == "warm":
                 out[step] = self._warm(command, log)
             else:
-                result = harness.run_timed(command, env=self.env(variant), cwd=self.work, log=log)
+                env = self.env(NAMES[variant])
+                result = harness.run_timed(command, env=env, cwd=self.work, log=log)
                 out[step] = {
                     "seconds": result["seconds"],
                     "cpu_seconds": result["user_seconds"] + result["system_seconds"],
@@ -113,7 +75,8 @@ class Bench:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             start = time.monotonic()
-            ended = self.launcher.call_with_usage(command, self.env("warm"), fd, str(self.work))
+            env = self.env("stepwire_warm")
+            ended = self.launcher.call_with_usage(command, env, fd, str(self.work))
             seconds = time.monotonic() - start
         finally:
             os.close(fd)
