@@ -158,7 +158,7 @@ def _warm_up() -> None:
 
 
 def _die_with(parent_pid: int) -> None:
-    """Ends this process when the one that started it ends (Linux)."""
+    """Ends this process when the one that forked it ends (Linux; a step of a Ray task)."""
     import ctypes
 
     try:
@@ -286,7 +286,9 @@ def main(argv: list[str] | None = None) -> None:
     """
     arguments = sys.argv[1:] if argv is None else argv
     sock = socket.socket(fileno=int(arguments[0]))
-    _die_with(os.getppid())
+    # No PR_SET_PDEATHSIG here: it follows the thread that started this process,
+    # not its process. The socket ends when the client does, however it ends, and
+    # the loop leaves then.
     try:
         _warm_up()
     except Exception as e:  # a parent that cannot warm up: the client starts steps cold

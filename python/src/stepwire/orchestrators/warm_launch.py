@@ -61,6 +61,8 @@ class _Pending:
     """One request's progress, filled in by the reader thread."""
 
     done: threading.Event = field(default_factory=threading.Event)
+    sock: socket.socket | None = None
+    """The connection to the warm parent that was asked (only its end loses the request)."""
     pid: int | None = None
     status: int | None = None
     cpu_seconds: float = 0.0
@@ -177,9 +179,9 @@ class WarmLauncher:
             sock, process = self._sock, self._process
             self._sock, self._process = None, None
         if sock is not None:
+            # The reader thread sees the end and closes the socket.
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
         if process is not None:
             try:
                 process.wait(timeout=5)
@@ -204,7 +206,7 @@ class WarmLauncher:
                 return None, None
             self._next_id += 1
             number = self._next_id
-            pending = self._pending[number] = _Pending()
+            pending = self._pending[number] = _Pending(sock=sock)
         request = {"id": number, **request}
         try:
             with self._send_lock:
@@ -269,12 +271,14 @@ class WarmLauncher:
         with self._lock:
             if self._sock is sock:
                 self._sock = None
-            # Requests it will never answer: forked ones are waited for by their
-            # callers; the others start cold.
-            for pending in self._pending.values():
+            # Requests this parent will never answer: forked ones are waited for by
+            # their callers; the others start cold. A newer parent's are not its.
+            lost = [n for n, pending in self._pending.items() if pending.sock is sock]
+            for number in lost:
+                pending = self._pending.pop(number)
                 pending.lost = True
                 pending.done.set()
-            self._pending.clear()
+        sock.close()
 
     def _answer(self, message: dict[str, Any]) -> None:
         """Records one answer (called with the lock held)."""
