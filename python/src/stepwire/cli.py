@@ -299,13 +299,18 @@ def _args_explain(options: argparse.Namespace) -> int:
     except (ExplainInputError, codec.ArgumentError) as exc:
         print(f"stepwire: bad_arguments: {exc}", file=sys.stderr)
         return int(ExitCode.BAD_ARGUMENTS)
-    if options.json:
-        import dataclasses
-        import json
+    import dataclasses
+    import json
 
-        print(json.dumps(dataclasses.asdict(explanation), ensure_ascii=False, indent=2))
-    else:
-        print(render(explanation))
+    text = (
+        json.dumps(dataclasses.asdict(explanation), ensure_ascii=False, indent=2)
+        if options.json
+        else render(explanation)
+    )
+    # A decoded argv may hold what no encoding can print (a lone surrogate from
+    # bytes that were not UTF-8): shown replaced, never a crash.
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    print(text.encode(encoding, errors="replace").decode(encoding))
     return EXIT_OK
 
 

@@ -73,10 +73,22 @@ def argv_from_file(path: Path, step: str | None = None) -> list[str]:
             f"{path}: neither a JSON list of strings nor a Kubernetes pod, job or container spec"
         )
     container = _pick(path, specs, step)
-    words = [*(container.get("command") or []), *(container.get("args") or [])]
+    command, args = container.get("command") or [], container.get("args") or []
+    if not (isinstance(command, list) and isinstance(args, list)):
+        raise ExplainInputError(f"{path}: the container's command and args are not lists")
+    words = [*command, *args]
     if not all(isinstance(word, str) for word in words):
         raise ExplainInputError(f"{path}: the container's command and args are not all strings")
     return strip_command(words)
+
+
+def _name(value: Any) -> str:
+    """An object's name if it is text.
+
+    Anything else names nothing: a number, or a tree of YAML aliases that would
+    expand to gigabytes as text.
+    """
+    return value if isinstance(value, str) else ""
 
 
 def _is_argv(document: Any) -> bool:
@@ -102,7 +114,7 @@ def _step_specs(document: Any) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
         found: list[tuple[tuple[str, ...], dict[str, Any]]] = []
         for template in templates if isinstance(templates, list) else []:
             if isinstance(template, dict) and isinstance(template.get("container"), dict):
-                known = (*_step_names(template), str(template.get("name", "")))
+                known = (*_step_names(template), _name(template.get("name")))
                 found.append((known, template["container"]))
         return found
     container = _first_container(document)
@@ -113,8 +125,8 @@ def _step_specs(document: Any) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
         spec = document.get("spec")
         template = spec.get("template") if isinstance(spec, dict) else None
         metadata = document.get("metadata")
-        name = metadata.get("name", "") if isinstance(metadata, dict) else ""
-        names = (*_step_names(template), *_step_names(document), str(name))
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        names = (*_step_names(template), *_step_names(document), _name(name))
     return [(names, container)]
 
 
