@@ -44,6 +44,7 @@ __all__ = [
     "OptionSpec",
     "ReferenceReader",
     "ReferenceStore",
+    "ReferenceTooLargeError",
     "ThresholdsLike",
     "add_option_arguments",
     "check_custom_option_names",
@@ -209,6 +210,16 @@ class ReferenceStore(Protocol):
 
 
 ReferenceReader = Callable[[str], bytes]
+
+
+class ReferenceTooLargeError(ValueError):
+    """Raised by a :data:`ReferenceReader` that refuses a payload for its size.
+
+    The reader stops reading at the bound, so the decoder cannot see the size
+    itself; this tells it the value is ``payload_too_large``, not unavailable.
+    """
+
+
 """Fetches the payload behind a by-reference URI."""
 
 
@@ -856,6 +867,8 @@ def _dereference(
         payload = read_reference(uri)
     except (CodecError, MemoryError):  # out of memory is payload_too_large (unpack_json)
         raise
+    except ReferenceTooLargeError as exc:
+        raise ArgumentError(ErrorKind.PAYLOAD_TOO_LARGE, f"--{flag}: {exc}", flag) from None
     except Exception as exc:  # a reader's failure of any kind is this one error
         raise ArgumentError(
             ErrorKind.REFERENCE_UNAVAILABLE,

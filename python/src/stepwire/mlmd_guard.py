@@ -288,10 +288,14 @@ def _refuse_an_empty_database(config: Any) -> None:
 
     Checked with the lock held, so no other process is creating the schema right
     now: an empty file is a truncated store (or a stray file), and a fresh schema in
-    it would silently lose every run it held.
+    it would silently lose every run it held. Unless a journal lies beside it: then
+    a process was killed while it created the first schema, SQLite rolls that back
+    when the file is next opened, and there was never anything in it to lose.
     """
     database = sqlite_database_path(config)
     if database and os.path.isfile(database) and os.path.getsize(database) == 0:
+        if any(os.path.exists(f"{database}{suffix}") for suffix in ("-journal", "-wal")):
+            return
         raise InfrastructureError(
             f"the ML Metadata file {database} is empty (truncated?); it is not initialised "
             "anew: restore it, or delete it to start an empty store"

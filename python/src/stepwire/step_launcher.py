@@ -308,6 +308,14 @@ def _run_launcher(
         reason = f"the step stopped with {type(stop).__name__}({getattr(stop, 'code', '')})"
         mark_unfinished_failed(mlmd, node_contexts(node), reason)
         raise
+    except Exception as error:
+        # TFX records a failure of the executor; one before it (creating the output
+        # folders, for example) leaves the registered execution RUNNING. This launch
+        # holds the step's claim, so an unfinished execution of it is this one's.
+        if not _store_failed(error):
+            reason = f"the launch failed before the step ended: {type(error).__name__}: {error}"
+            mark_unfinished_failed(mlmd, node_contexts(node), reason)
+        raise
     finally:
         stack.cleanup_step_run()
 

@@ -346,5 +346,9 @@ def run_and_exit(entrypoint: Callable[[], None]) -> NoReturn:
         code = exit_.code if isinstance(exit_.code, int) else 1
         fail(RuntimeError(f"the step called sys.exit({exit_.code}) before it finished"))
         raise SystemExit(code) from None  # not reached: fail() exits
+    except BaseException as error:  # KeyboardInterrupt, GeneratorExit, a bare BaseException
+        # The line first, as for any failure; a stop by a signal is told apart by
+        # the supervisor, which knows what it forwarded.
+        fail(error)
     supervisor_channel.report_exit(ExitCode.SUCCESS)
     sys.exit(ExitCode.SUCCESS)

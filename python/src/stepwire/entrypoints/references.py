@@ -8,6 +8,7 @@ import os
 import stat
 
 from stepwire import io_utils
+from stepwire.codec_runtime import ReferenceTooLargeError
 from stepwire.entrypoints.codec import MAX_PAYLOAD_BYTES
 
 REFERENCES_FOLDER = ".references"
@@ -74,7 +75,7 @@ class ArtifactStoreReferences:
         Raises:
             PermissionError: If the URI is outside this store's references folder, or
                 (on a local disk) a link, a FIFO or anything but a regular file.
-            ValueError: If it holds more than the contract's maximum payload.
+            ReferenceTooLargeError: If it holds more than the contract's maximum payload.
         """
         name = uri.removeprefix(self.folder)
         if name == uri or not name.startswith(("/", "\\")) or not name[1:].isalnum():
@@ -87,7 +88,9 @@ class ArtifactStoreReferences:
         # Refuse an oversized object before reading it into memory.
         size = int(fs.size(path))
         if size > MAX_PAYLOAD_BYTES:
-            raise ValueError(f"{uri!r} holds {size} bytes, above the {MAX_PAYLOAD_BYTES} allowed")
+            raise ReferenceTooLargeError(
+                f"{uri!r} holds {size} bytes, above the {MAX_PAYLOAD_BYTES} allowed"
+            )
         return io_utils.read_bytes(uri)
 
 
@@ -108,5 +111,7 @@ def _read_local_regular_file(path: str, uri: str) -> bytes:
             raise PermissionError(f"{uri!r} is not a regular file")
         data = file.read(MAX_PAYLOAD_BYTES + 1)
     if len(data) > MAX_PAYLOAD_BYTES:
-        raise ValueError(f"{uri!r} holds more than the {MAX_PAYLOAD_BYTES} bytes allowed")
+        raise ReferenceTooLargeError(
+            f"{uri!r} holds more than the {MAX_PAYLOAD_BYTES} bytes allowed"
+        )
     return data

@@ -62,13 +62,15 @@ def main(argv: list[str] | None = None) -> None:
             f"--{ENTRYPOINT_CONFIG_SOURCE_OPTION}: required option is missing",
             ENTRYPOINT_CONFIG_SOURCE_OPTION,
         )
-    if not config_source or "\x00" in config_source:
-        # The same rule the contract's decoder applies to every plain option.
+    if not config_source:
         raise ArgumentError(
-            ErrorKind.EMPTY_VALUE if not config_source else ErrorKind.BAD_VALUE,
-            f"--{ENTRYPOINT_CONFIG_SOURCE_OPTION}: the value is empty or holds a NUL character",
+            ErrorKind.EMPTY_VALUE,
+            f"--{ENTRYPOINT_CONFIG_SOURCE_OPTION}: the value is empty",
             ENTRYPOINT_CONFIG_SOURCE_OPTION,
         )
+    # The same rules the contract's decoder applies to every plain option: no NUL,
+    # valid UTF-8.
+    codec_runtime.check_text(ENTRYPOINT_CONFIG_SOURCE_OPTION, config_source, ArgumentError)
     entrypoint_config_class = load_class(
         config_source, StepEntrypointConfiguration, "entrypoint config"
     )

@@ -97,6 +97,7 @@ def run_step(config: StepEntrypointConfiguration) -> StepRunResult:
     executor_module = index.executor_module(step_name)
     _check_executor_module(executor_module, step_module, args.main_module_source, step_name)
     _check_executor_class(index.executor_spec(step_name).class_path, step_name)
+    _check_contexts(node, step_name)
     index.custom_driver_spec(step_name)
     parameters = decode_parameters(
         step_name, {k: v.field_value.string_value for k, v in node.parameters.parameters.items()}
@@ -210,6 +211,25 @@ def _check_executor_class(class_path: str, step_name: str) -> None:
         raise PipelineIRError(
             f"the IR names the executor class {class_path!r} for step '{step_name}'; the "
             f"step's executor is {expected!r}, and no other class is run"
+        )
+
+
+_REQUIRED_CONTEXTS = ("pipeline", "pipeline_run", "node")
+
+
+def _check_contexts(node: Any, step_name: str) -> None:
+    """The node names its pipeline, run and node contexts, as TFX's compiler writes them.
+
+    Without them an execution belongs to no run: ``runs show`` never lists it, no
+    downstream step finds its outputs, and every execution in the store would look
+    like this step's earlier attempt.
+    """
+    present = {context.type.name for context in node.contexts.contexts}
+    missing = [name for name in _REQUIRED_CONTEXTS if name not in present]
+    if missing:
+        raise PipelineIRError(
+            f"the IR's node '{step_name}' has no {', '.join(missing)} context; every step "
+            "runs in the pipeline, run and node contexts the compiler gives it"
         )
 
 
