@@ -30,7 +30,6 @@ from stepwire.entrypoints.warm_parent import ENV_WARM_PROCESSES, receive_frame, 
 
 ENTRYPOINT_MODULE = "stepwire.entrypoints.step_entrypoint"
 _READY_TIMEOUT_SECONDS = 120.0
-_EXIT_UNKNOWN = None
 
 
 def enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -150,7 +149,7 @@ class WarmLauncher:
         """
         prefix = [sys.executable, "-m", ENTRYPOINT_MODULE]
         if self.refused or list(command[:3]) != prefix:
-            return _EXIT_UNKNOWN
+            return None  # started cold by the caller
         request = {
             "argv": list(command[3:]),
             "env": dict(env),
@@ -159,13 +158,13 @@ class WarmLauncher:
         }
         sock, pending = self._submit(request, stdout)
         if sock is None or pending is None:
-            return _EXIT_UNKNOWN
+            return None
         pending.done.wait()
         if pending.cold:
-            return _EXIT_UNKNOWN
+            return None
         if pending.lost:
             if pending.pid is None:  # nothing was forked: start this one cold
-                return _EXIT_UNKNOWN
+                return None
             _wait_gone(pending.pid)
             raise WarmParentDiedError(
                 f"the warm parent that forked step process {pending.pid} died while it ran"
@@ -324,17 +323,3 @@ def _exists(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def describe(launcher: Any) -> str:
-    """How a launcher starts steps, for a progress header.
-
-    Args:
-        launcher: A :class:`WarmLauncher`, or None.
-
-    Returns:
-        ``warm`` or ``cold (why)``.
-    """
-    if launcher is None or launcher.refused:
-        return f"cold ({getattr(launcher, 'refused', 'off') or 'off'})"
-    return "warm"
