@@ -227,11 +227,6 @@ def test_explain_an_alias_tree_in_a_template_name(tmp_path: Path) -> None:
     assert list(found.values()) == [""] * len(found), found
 
 
-@pytest.mark.xfail(
-    strict=False,  # a kill keyed on the claim lands in the gap nearly always, not always
-    reason="supervisor: a step process killed after it claimed its attempt but before it "
-    "reported its launch leaves the claim held until the lease expires",
-)
 def test_a_child_killed_right_after_its_claim_has_it_released(tmp_path: Path) -> None:
     found = sigkill_sweep.sweep(
         0, ["child"], calibration_runs=1, events=["attempt claimed"], root=tmp_path

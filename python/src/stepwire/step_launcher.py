@@ -106,6 +106,7 @@ def launch_step(
     index: PipelineIndex | None = None,
     rerun: RerunPolicy = RerunPolicy.FAIL,
     before_launch: Callable[[_protos.PipelineNode], None] | None = None,
+    before_claim: Callable[[_protos.PipelineNode], None] | None = None,
 ) -> StepRunResult:
     """Launches one step of a pipeline run and reports how it ended.
 
@@ -120,6 +121,8 @@ def launch_step(
         rerun: What to do when the step already completed in this run.
         before_launch: Called with the bound node right before TFX launches it (the
             step process's supervisor learns from it which execution to watch).
+        before_claim: Called with the bound node right before the step's attempt is
+            claimed (the step process tells its supervisor whose claim to release).
 
     Returns:
         The outcome, read from ML Metadata, with the bound node that ran.
@@ -144,6 +147,8 @@ def launch_step(
     # turns with other step processes on a SQLite file and are retried on a fresh
     # store when ML Metadata aborts them (stepwire.mlmd_guard).
     mlmd = _connect(stack)
+    if before_claim is not None:
+        before_claim(node)
     # Exactly one live attempt per step and run: the holder of the newest claim,
     # every older one dead, is the only launch that may touch the step's files.
     claim = _claim(mlmd, stack, node, run_name, step.name)

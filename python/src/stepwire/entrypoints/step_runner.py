@@ -145,6 +145,7 @@ def run_step(config: StepEntrypointConfiguration) -> StepRunResult:
         stack,
         index=index,
         rerun=rerun,
+        before_claim=lambda node: supervisor_channel.report_claimant(stack, node),
         before_launch=lambda node: supervisor_channel.report_launch(stack, node),
     )
     config.post_run(

@@ -20,6 +20,7 @@ a platform without ``os.fork``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -120,6 +121,7 @@ def _verdict(status: int, messages: list[dict[str, Any]], stopped_by: list[int])
                 setattr(exit_codes.context, key, value)
     announced = next((m["exit"] for m in reversed(messages) if "exit" in m), None)
     launch = next((m["launch"] for m in reversed(messages) if "launch" in m), None)
+    claimant = next((m["claimant"] for m in reversed(messages) if "claimant" in m), None)
     if announced is not None:
         # The step's end was decided (and reported) before the process ended: what
         # happens after it, in atexit handlers or a native library's teardown,
@@ -148,6 +150,8 @@ def _verdict(status: int, messages: list[dict[str, Any]], stopped_by: list[int])
     line = f"the step process {how}"
     if launch is not None:
         line += _mark_failed(launch, line)
+    elif claimant is not None:  # it died before it launched: only its claim to let go
+        _release_only(claimant)
     return exit_codes.report(kind, line)
 
 
@@ -159,17 +163,31 @@ def _release_claims(mlmd: Any, contexts: dict[str, str], owner: str) -> None:
         release_claims_of(mlmd, contexts["node"], contexts["pipeline_run"], owner)
 
 
+def _metadata_of(launch: dict[str, Any]) -> Any:
+    """A guarded ML Metadata connection to the child's store (not entered)."""
+    from stepwire.metadata_store import metadata_store_from_config
+    from stepwire.mlmd_guard import GuardedMetadata
+    from stepwire.stack_config import load_stack_config
+
+    config = load_stack_config(environ=launch["stack"])
+    store = metadata_store_from_config(config.metadata_store)
+    return GuardedMetadata(store.get_tfx_metadata_config())
+
+
+def _release_only(claimant: dict[str, Any]) -> None:
+    """Releases the claims of a child that died before it launched (best effort)."""
+    # Best effort: the lease still expires; the exit code matters more.
+    with contextlib.suppress(Exception):
+        contexts = dict((str(t), str(n)) for t, n in claimant["contexts"])
+        _release_claims(_metadata_of(claimant), contexts, str(claimant.get("owner") or ""))
+
+
 def _mark_failed(launch: dict[str, Any], reason: str) -> str:
     """Marks the node's unfinished executions in the run FAILED; says what it did."""
     try:
-        from stepwire.metadata_store import metadata_store_from_config
-        from stepwire.mlmd_guard import GuardedMetadata
-        from stepwire.stack_config import load_stack_config
         from stepwire.step_launcher import mark_unfinished_failed
 
-        config = load_stack_config(environ=launch["stack"])
-        store = metadata_store_from_config(config.metadata_store)
-        mlmd = GuardedMetadata(store.get_tfx_metadata_config())
+        mlmd = _metadata_of(launch)
         contexts = [(str(t), str(n)) for t, n in launch["contexts"]]
         marked = mark_unfinished_failed(mlmd, contexts, reason)
         _release_claims(mlmd, dict(contexts), str(launch.get("owner") or ""))

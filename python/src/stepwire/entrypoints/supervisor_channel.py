@@ -62,32 +62,47 @@ def report_context(pipeline: str | None, step: str | None, run: str | None) -> N
     _send({"context": {"pipeline": pipeline, "step": step, "run": run}})
 
 
+def report_claimant(stack: Stack, node: PipelineNode) -> None:
+    """Tells the supervisor whose attempt claims to release if the child dies from now on.
+
+    Sent before the claim is taken: a child killed between taking it and
+    :func:`report_launch` must not leave it held until its lease runs out.
+
+    Args:
+        stack: The stack the step runs on.
+        node: The bound node.
+    """
+    if _channel is not None:
+        _send({"claimant": _launch_details(stack, node)})
+
+
 def report_launch(stack: Stack, node: PipelineNode) -> None:
     """Tells the supervisor which execution to mark FAILED if the child dies.
+
+    Sent once the child holds the step's claim: an unfinished execution of the
+    node in the run is then its own.
 
     Args:
         stack: The stack the step runs on (its metadata store is the one to mark in).
         node: The bound node, whose contexts (pipeline, run, node) find the execution.
     """
-    from stepwire.step_launcher import node_contexts
+    if _channel is not None:
+        _send({"launch": _launch_details(stack, node)})
 
-    if _channel is None:
-        return
+
+def _launch_details(stack: Stack, node: PipelineNode) -> dict[str, Any]:
     import socket
 
     from stepwire.attempt_claims import owner_prefix
+    from stepwire.step_launcher import node_contexts
 
     # Over a pipe to the parent only: the stack's variables may hold a password.
-    _send(
-        {
-            "launch": {
-                "stack": stack.to_config().to_environment(),
-                "contexts": node_contexts(node),
-                # Whose attempt claims to release if this process dies.
-                "owner": owner_prefix(socket.gethostname(), os.getpid()),
-            }
-        }
-    )
+    return {
+        "stack": stack.to_config().to_environment(),
+        "contexts": node_contexts(node),
+        # Whose attempt claims to release if this process dies.
+        "owner": owner_prefix(socket.gethostname(), os.getpid()),
+    }
 
 
 def report_exit(code: int) -> None:
