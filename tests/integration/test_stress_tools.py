@@ -178,11 +178,6 @@ def test_a_launch_failing_before_its_executor_leaves_no_running_execution(
     assert result.clean, _explain(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec: a map value that overflows a double is wrong_json_shape; the contract "
-    "(section 3.3) checks the canonical form (bad_json) before any other wrong shape",
-)
 def test_a_map_value_that_overflows_a_double_is_bad_json(project: bad_inputs.Project) -> None:
     from stepwire.entrypoints import codec
 

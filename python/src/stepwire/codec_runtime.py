@@ -729,6 +729,11 @@ def string_map_in(flag: str, value: Any) -> dict[str, str]:
             ``BAD_JSON`` for a lone surrogate, ``BAD_VALUE`` for a NUL character.
     """
     mapping = _object_in(flag, value)
+    # The canonical form first (spec section 3.3: bad_json before any wrong shape),
+    # so a value that overflows a double is bad_json whatever its place. JSON text
+    # may also hold escapes (\u0000, lone surrogates) that a protobuf string
+    # cannot; they are refused here rather than deep in protobuf.
+    _canonical_json(flag, mapping, ArgumentError)
     for key, item in mapping.items():
         if not isinstance(item, str):
             raise ArgumentError(
@@ -736,9 +741,6 @@ def string_map_in(flag: str, value: Any) -> dict[str, str]:
                 f"--{flag}: the value of key {_show(key)} is {type(item).__name__}, not a string",
                 flag,
             )
-    # JSON text may hold escapes (\u0000, lone surrogates) that a protobuf
-    # string cannot; refuse them here rather than fail deep in protobuf.
-    _canonical_json(flag, mapping, ArgumentError)
     for text in (*mapping, *mapping.values()):
         if "\x00" in text:
             raise ArgumentError(
