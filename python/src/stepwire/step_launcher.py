@@ -307,12 +307,6 @@ def _run_launcher(
     stack.prepare_step_run()
     try:
         return step_launcher.launch()
-    except (SystemExit, KeyboardInterrupt) as stop:
-        # TFX marks an execution FAILED only for an Exception: a step that calls
-        # sys.exit() or is interrupted would stay RUNNING for ever.
-        reason = f"the step stopped with {type(stop).__name__}({getattr(stop, 'code', '')})"
-        mark_unfinished_failed(mlmd, node_contexts(node), reason)
-        raise
     except Exception as error:
         # TFX records a failure of the executor; one before it (creating the output
         # folders, for example) leaves the registered execution RUNNING. This launch
@@ -320,6 +314,13 @@ def _run_launcher(
         if not _store_failed(error):
             reason = f"the launch failed before the step ended: {type(error).__name__}: {error}"
             mark_unfinished_failed(mlmd, node_contexts(node), reason)
+        raise
+    except BaseException as stop:
+        # TFX marks an execution FAILED only for an Exception: a step that calls
+        # sys.exit(), is interrupted or raises a bare BaseException would stay
+        # RUNNING for ever.
+        reason = f"the step stopped with {type(stop).__name__}({getattr(stop, 'code', '')})"
+        mark_unfinished_failed(mlmd, node_contexts(node), reason)
         raise
     finally:
         stack.cleanup_step_run()
