@@ -95,6 +95,23 @@ def test_an_empty_metadata_file_is_not_initialised_anew(tmp_path: Path) -> None:
     assert database.stat().st_size == 0
 
 
+def test_an_empty_file_whose_creation_was_killed_is_created_again(tmp_path: Path) -> None:
+    # A creator killed after SQLite made the file and before its first write
+    # leaves an empty file and the creation marker: nothing was ever in it.
+    database = tmp_path / "metadata.db"
+    database.write_bytes(b"")
+    (tmp_path / "metadata.db.creating").write_bytes(b"")
+    store = GuardedMetadataStore(sqlite_config(database))
+    assert store.get_context_types() == []
+    assert database.stat().st_size > 0
+    assert not (tmp_path / "metadata.db.creating").exists()
+    # A store created normally leaves no marker behind.
+    other = tmp_path / "other.db"
+    GuardedMetadataStore(sqlite_config(other)).get_context_types()
+    assert other.stat().st_size > 0
+    assert not (tmp_path / "other.db.creating").exists()
+
+
 def test_corrupt_pages_are_reported_as_corrupt_at_once(tmp_path: Path) -> None:
     database = tmp_path / "metadata.db"
     GuardedMetadataStore(sqlite_config(database)).get_context_types()

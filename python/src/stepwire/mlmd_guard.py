@@ -174,13 +174,26 @@ def _open_store(config: Any) -> Any:
         _wait_for_other_writers(database)
     if database is None and is_database_server(config):
         return _open_server_store(config)
+    if new and database is not None:
+        # Says, until the schema exists, that an empty file here is one being
+        # created (a creator killed before its first write leaves just that).
+        with contextlib.suppress(OSError):
+            os.close(os.open(_creating_marker(database), os.O_WRONLY | os.O_CREAT, 0o600))
     store = metadata_store.MetadataStore(config)
     if new and database is not None and os.path.exists(database):
         # The store holds every run's parameters and URIs: not world-readable.
         # SQLite gives its journal files the database's mode.
         with contextlib.suppress(OSError):
             os.chmod(database, io_utils.FILE_MODE)
+    if database is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(_creating_marker(database))
     return store
+
+
+def _creating_marker(database: str) -> str:
+    """The file that marks a SQLite store whose creation has not finished."""
+    return f"{database}.creating"
 
 
 class MetadataClientError(RuntimeError):
@@ -288,13 +301,15 @@ def _refuse_an_empty_database(config: Any) -> None:
 
     Checked with the lock held, so no other process is creating the schema right
     now: an empty file is a truncated store (or a stray file), and a fresh schema in
-    it would silently lose every run it held. Unless a journal lies beside it: then
-    a process was killed while it created the first schema, SQLite rolls that back
-    when the file is next opened, and there was never anything in it to lose.
+    it would silently lose every run it held. Unless a journal or the creation
+    marker lies beside it: then a process was killed while it created the store
+    (SQLite rolls a journal back when the file is next opened), and there was
+    never anything in it to lose.
     """
     database = sqlite_database_path(config)
     if database and os.path.isfile(database) and os.path.getsize(database) == 0:
-        if any(os.path.exists(f"{database}{suffix}") for suffix in ("-journal", "-wal")):
+        leftovers = (f"{database}-journal", f"{database}-wal", _creating_marker(database))
+        if any(os.path.exists(path) for path in leftovers):
             return
         raise InfrastructureError(
             f"the ML Metadata file {database} is empty (truncated?); it is not initialised "
