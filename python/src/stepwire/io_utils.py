@@ -11,6 +11,7 @@ import os
 import posixpath
 import secrets
 import shutil
+import stat
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -231,4 +232,38 @@ def read_bytes(uri: str) -> bytes:
     """
     with open_file(uri, "rb") as f:
         data: bytes = f.read()
+    return data
+
+
+class NotRegularFileError(OSError):
+    """A path that names a FIFO, a device, a folder: anything but a regular file."""
+
+
+def read_regular_file(path: str, limit: int, *, follow_links: bool) -> bytes:
+    """Reads at most ``limit`` bytes, plus one to tell, of a local regular file.
+
+    Opened without blocking, so a FIFO cannot hang the reader, and refused unless
+    it is a regular file, so ``/dev/zero`` cannot fill memory.
+
+    Args:
+        path: The file.
+        limit: The most bytes the caller accepts.
+        follow_links: Whether a symbolic link is followed (a secret volume is made
+            of them) or refused (``OSError`` with ``errno.ELOOP``).
+
+    Returns:
+        Its first ``limit + 1`` bytes at most: more than ``limit`` means it is larger.
+
+    Raises:
+        OSError: If it cannot be opened.
+        NotRegularFileError: If it is not a regular file.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow_links:
+        flags |= os.O_NOFOLLOW
+    fd = os.open(path, flags)
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFileError(f"{path} is not a regular file")
+        data: bytes = file.read(limit + 1)
     return data

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
-import stat
 
 from stepwire import io_utils
 from stepwire.codec_runtime import ReferenceTooLargeError
@@ -101,15 +99,13 @@ def _read_local_regular_file(path: str, uri: str) -> bytes:
     elsewhere or to ``/dev/zero`` is refused, and a FIFO cannot hang the step.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        data = io_utils.read_regular_file(path, MAX_PAYLOAD_BYTES, follow_links=False)
+    except io_utils.NotRegularFileError:
+        raise PermissionError(f"{uri!r} is not a regular file") from None
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise PermissionError(f"{uri!r} is a link; references are regular files") from None
         raise
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise PermissionError(f"{uri!r} is not a regular file")
-        data = file.read(MAX_PAYLOAD_BYTES + 1)
     if len(data) > MAX_PAYLOAD_BYTES:
         raise ReferenceTooLargeError(
             f"{uri!r} holds more than the {MAX_PAYLOAD_BYTES} bytes allowed"

@@ -20,12 +20,11 @@ from __future__ import annotations
 import errno
 import os
 import re
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stepwire import redaction
+from stepwire import io_utils, redaction
 from stepwire.exceptions import InfrastructureError, PipelineIRError, StepInterfaceError
 
 SECRET_KEY = "stepwire_secret"
@@ -208,14 +207,12 @@ def _read_secret_file(path: str) -> str:
     Links are followed: a Kubernetes secret volume is made of them.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        data = io_utils.read_regular_file(path, MAX_SECRET_FILE_BYTES, follow_links=True)
+    except io_utils.NotRegularFileError:
+        raise SecretUnavailableError(f"the file {path} is not a regular file") from None
     except OSError as e:
         reason = "it does not exist" if e.errno == errno.ENOENT else e.strerror
         raise SecretUnavailableError(f"the file {path} cannot be read: {reason}") from None
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise SecretUnavailableError(f"the file {path} is not a regular file")
-        data = file.read(MAX_SECRET_FILE_BYTES + 1)
     if len(data) > MAX_SECRET_FILE_BYTES:
         raise SecretUnavailableError(
             f"the file {path} holds more than the {MAX_SECRET_FILE_BYTES} bytes a secret may"
