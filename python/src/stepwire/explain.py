@@ -59,7 +59,7 @@ def argv_from_file(path: Path, step: str | None = None) -> list[str]:
     except UnicodeDecodeError as exc:
         raise ExplainInputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
+        documents = _documents(text)
     except yaml.YAMLError as exc:
         problem = " ".join(str(exc).split())
         raise ExplainInputError(f"{path}: cannot read it as JSON or YAML: {problem}") from None
@@ -80,6 +80,24 @@ def argv_from_file(path: Path, step: str | None = None) -> list[str]:
     if not all(isinstance(word, str) for word in words):
         raise ExplainInputError(f"{path}: the container's command and args are not all strings")
     return strip_command(words)
+
+
+def _documents(text: str) -> list[Any]:
+    """The documents in a file's text: JSON when it is JSON, else YAML.
+
+    JSON first: an argv file and ``kubectl get -o json`` are JSON, and Python's JSON
+    parser reads 4 MiB of it in a tenth of a second, where PyYAML's pure-Python
+    loader took over a minute of CPU. YAML goes through libyaml's parser when PyYAML
+    has it (about six times faster), its pure-Python one otherwise.
+    """
+    try:
+        document = json.loads(text)
+    except ValueError:  # not JSON (JSONDecodeError is a ValueError)
+        pass
+    else:
+        return [] if document is None else [document]
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [d for d in yaml.load_all(text, Loader=loader) if d is not None]
 
 
 def _name(value: Any) -> str:
