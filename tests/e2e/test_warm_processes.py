@@ -54,6 +54,11 @@ PIPELINE = textwrap.dedent(
             json.dump(
                 {
                     "pid": os.getpid(),
+                    # What runs beside the step's function, by thread name.
+                    "threads": [
+                        Path(f"/proc/self/task/{task}/comm").read_text().strip()
+                        for task in os.listdir("/proc/self/task")
+                    ],
                     "ancestors": _ancestors(),
                     # The warm parent (or, cold, the CLI) while a real step runs.
                     "grandparent_threads": len(os.listdir(f"/proc/{_ancestors()[1]}/task")),
@@ -168,6 +173,9 @@ def test_a_warm_step_is_the_step_a_cold_launch_would_run(project: StackDir) -> N
     files = seen_warm["grandparent_files"]
     assert isinstance(files, list)
     assert not [f for f in files if f.endswith(".db") or "artifacts" in f], files
+    # Warm or cold, the step's function runs beside its lease's heartbeat only: the
+    # launcher starts no gRPC server (TFX's ExecutionWatcher) around it.
+    assert seen_warm["threads"] == seen_cold["threads"] == ["python", "python"]
     # What the step sees is the same either way.
     for key in ("argv0", "cwd", "marker", "helper"):
         assert seen_warm[key] == seen_cold[key], key

@@ -276,14 +276,14 @@ def _build_launcher(
     step_name: str,
 ) -> Any:
     """TFX's portable launcher for the bound node."""
-    from tfx.orchestration.portable import launcher
+    from stepwire.in_process_launcher import InProcessLauncher
 
     # The launcher builds the executor operator right away, which imports the
     # executor class and copies sys.argv[1:] into the executor's extra_flags.
     saved_argv = sys.argv
     sys.argv = sys.argv[:1]
     try:
-        return launcher.Launcher(
+        return InProcessLauncher(
             pipeline_node=node,
             mlmd_connection=mlmd,
             pipeline_info=pipeline.pipeline_info,

@@ -130,6 +130,7 @@ WARM_MODULES = (
     "stepwire.artifact_filesystem",
     # What the launch imports on first use: TFX's launcher and ML Metadata.
     "tfx.orchestration.portable.launcher",
+    "stepwire.in_process_launcher",
     "tfx.orchestration.portable.execution_publish_utils",
     "tfx.orchestration.portable.inputs_utils",
     "tfx.orchestration.portable.outputs_utils",
