@@ -36,6 +36,7 @@ from stepwire.exceptions import StackConfigError, StepwireError
 from stepwire.orchestrators.base_orchestrator import BaseOrchestrator, RuntimeConfiguration
 from stepwire.orchestrators.progress import PipelineRunFailedError, ProgressReporter, RunSummary
 from stepwire.orchestrators.step_processes import (
+    RecordedOutcomes,
     judge_exit,
     log_folder,
     plan_step_processes,
@@ -363,7 +364,8 @@ class RayOrchestrator(BaseOrchestrator):
                     **task_options(step.RESOURCES),
                 ).remote(step.name, plan.commands[step.name], env, step.RETRIES, *upstream)
                 progress.submitted(step.name, "Ray")
-            self._collect(refs, _Run(stack, pipeline.name, run_name, logs, progress))
+            outcomes = RecordedOutcomes(stack, pipeline.name, run_name)
+            self._collect(refs, _Run(outcomes, logs, progress))
         finally:
             if started_here:
                 ray.shutdown()
@@ -395,9 +397,7 @@ class RayOrchestrator(BaseOrchestrator):
 class _Run:
     """What reporting a step's end needs to know about its run."""
 
-    stack: Stack
-    pipeline_name: str
-    run_name: str
+    outcomes: RecordedOutcomes
     logs: Path
     progress: ProgressReporter
 
@@ -406,11 +406,7 @@ class _Run:
 
         The recorded one also counts the launches Ray made after a node was lost.
         """
-        from stepwire.runs import RunReader
-
-        recorded = RunReader(self.stack.metadata_store.open_store()).step_attempt(
-            self.run_name, self.pipeline_name, result.step
-        )
+        recorded = self.outcomes.attempt(result.step)
         return recorded[0] if recorded is not None else result.attempts
 
     def report(self, result: StepAttempts) -> None:
@@ -423,15 +419,8 @@ class _Run:
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, io_utils.FILE_MODE)
         with os.fdopen(fd, "wb") as file:
             file.write(result.log)
-        status, error = judge_exit(
-            self.stack,
-            self.pipeline_name,
-            run_name=self.run_name,
-            step_name=result.step,
-            code=result.code,
-            log=log,
-        )
+        status, error = judge_exit(self.outcomes, result.step, code=result.code, log=log)
         where = f"on {result.node_ip}, attempt {self._attempt(result)}"
         self.progress.finished(result.step, status, result.seconds, error, where)
         if status == "failed":
-            print_tail(log, self.run_name, result.step)
+            print_tail(log, self.outcomes.run_name, result.step)

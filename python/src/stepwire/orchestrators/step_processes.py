@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from stepwire.stack_config import StackConfig
 if TYPE_CHECKING:
     from stepwire._protos import Pipeline as Pb2Pipeline
     from stepwire.entrypoints.step_entrypoint_configuration import StepEntrypointConfiguration
+    from stepwire.runs import RunReader
     from stepwire.stack import Stack
     from stepwire.steps.base_step import BaseStep
 
@@ -140,45 +142,71 @@ def log_folder(stack: Stack, run_name: str) -> Path:
     return folder
 
 
-def recorded_status(stack: Stack, pipeline_name: str, run_name: str, step_name: str) -> str | None:
-    """What ML Metadata says of a step whose process exited 0.
+class RecordedOutcomes:
+    """What ML Metadata holds of one run's steps, read by the orchestrator.
 
-    The exit code says the process succeeded; ML Metadata says whether the step
-    ran, came from the cache, or never finished (a step that ended its process
-    early with ``os._exit(0)``).
+    One connection for the whole run, opened on first use: opening ML Metadata
+    costs a few milliseconds (more on a server), and the orchestrator asks after
+    every step. The worker threads that ask share it in turn. The connection is
+    guarded: step processes are writing to the same store meanwhile.
 
     Args:
         stack: The stack.
         pipeline_name: The pipeline name.
         run_name: The run name.
-        step_name: The step name.
-
-    Returns:
-        ``completed``, ``cached``, another status, or None when nothing is recorded.
     """
-    from stepwire.runs import RunReader
 
-    # Guarded: step processes are writing to the same store right now.
-    return RunReader(stack.metadata_store.open_store()).step_status(
-        run_name, pipeline_name, step_name
-    )
+    def __init__(self, stack: Stack, pipeline_name: str, run_name: str) -> None:
+        self._stack = stack
+        self.pipeline_name = pipeline_name
+        self.run_name = run_name
+        self._reader: RunReader | None = None
+        self._lock = threading.Lock()
+
+    def _read(self) -> RunReader:
+        if self._reader is None:
+            from stepwire.runs import RunReader
+
+            self._reader = RunReader(self._stack.metadata_store.open_store())
+        return self._reader
+
+    def status(self, step_name: str) -> str | None:
+        """What ML Metadata says of a step (whose process exited 0, or was lost).
+
+        The exit code says the process succeeded; ML Metadata says whether the step
+        ran, came from the cache, or never finished (a step that ended its process
+        early with ``os._exit(0)``).
+
+        Args:
+            step_name: The step name.
+
+        Returns:
+            ``completed``, ``cached``, another status, or None when nothing is
+            recorded.
+        """
+        with self._lock:
+            return self._read().step_status(self.run_name, self.pipeline_name, step_name)
+
+    def attempt(self, step_name: str) -> tuple[int, str] | None:
+        """Which attempt a step's latest execution is, and where it ran.
+
+        Args:
+            step_name: The step name.
+
+        Returns:
+            ``(attempt, node)``, or None when nothing is recorded.
+        """
+        with self._lock:
+            return self._read().step_attempt(self.run_name, self.pipeline_name, step_name)
 
 
 def judge_exit(
-    stack: Stack,
-    pipeline_name: str,
-    run_name: str,
-    step_name: str,
-    *,
-    code: int,
-    log: Path,
+    outcomes: RecordedOutcomes, step_name: str, *, code: int, log: Path
 ) -> tuple[str, str]:
     """A step's status and error line from its exit code, its log and ML Metadata.
 
     Args:
-        stack: The stack.
-        pipeline_name: The pipeline name.
-        run_name: The run name.
+        outcomes: The run's records.
         step_name: The step name.
         code: The process's exit code.
         log: The file holding what the process printed.
@@ -189,11 +217,11 @@ def judge_exit(
     """
     if code != 0:
         return "failed", first_error_line(log, code)
-    status = recorded_status(stack, pipeline_name, run_name, step_name)
+    status = outcomes.status(step_name)
     if status in ("completed", "cached"):
         return status, ""
     return "failed", (
-        f"exited 0, but its execution in run '{run_name}' is "
+        f"exited 0, but its execution in run '{outcomes.run_name}' is "
         f"{status or 'missing'}, not completed or cached"
     )
 

@@ -28,11 +28,11 @@ from stepwire.entrypoints.warm_parent import ENV_WARM_PROCESSES
 from stepwire.orchestrators.base_orchestrator import BaseOrchestrator, RuntimeConfiguration
 from stepwire.orchestrators.progress import PipelineRunFailedError, ProgressReporter, RunSummary
 from stepwire.orchestrators.step_processes import (
+    RecordedOutcomes,
     judge_exit,
     log_folder,
     plan_step_processes,
     print_tail,
-    recorded_status,
     step_environment,
 )
 from stepwire.orchestrators.warm_launch import WarmLauncher, WarmParentDiedError
@@ -150,6 +150,7 @@ class SubprocessOrchestrator(BaseOrchestrator):
         steps = {step.name: step for step in sorted_list_of_steps}
         pending = list(steps)
         running: dict[Future[tuple[int, float, int]], str] = {}
+        outcomes = RecordedOutcomes(stack, pipeline.name, run_name)
         warm_env = env if self.warm is not False else {**env, ENV_WARM_PROCESSES: "0"}
         with WarmLauncher(warm_env) as warm, ThreadPoolExecutor(self.max_parallel) as pool:
             while pending or running:
@@ -169,9 +170,7 @@ class SubprocessOrchestrator(BaseOrchestrator):
                         progress.started(name)
                         log = logs / f"{name}.log"
                         launch = _StepLaunch(commands[name], env, log, steps[name].RETRIES, warm)
-                        launch.recorded = functools.partial(
-                            recorded_status, stack, pipeline.name, run_name, name
-                        )
+                        launch.recorded = functools.partial(outcomes.status, name)
                         running[pool.submit(launch.run)] = name
                 if not running:
                     continue
@@ -180,9 +179,7 @@ class SubprocessOrchestrator(BaseOrchestrator):
                     name = running.pop(future)
                     code, seconds, attempts = future.result()
                     log = logs / f"{name}.log"
-                    status, error = judge_exit(
-                        stack, pipeline.name, run_name, name, code=code, log=log
-                    )
+                    status, error = judge_exit(outcomes, name, code=code, log=log)
                     where = f"attempt {attempts}" if attempts > 1 else ""
                     progress.finished(name, status, seconds, error, where)
                     if status == "failed":
