@@ -26,7 +26,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from stepwire import _protos, attempt_claims, attempts, io_utils
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from tfx.orchestration import metadata
     from tfx.orchestration.portable.data_types import ExecutionInfo
 
-    from stepwire.mlmd_guard import GuardedMetadata
+    from stepwire.mlmd_guard import CallStats, GuardedMetadata
     from stepwire.stack import Stack
     from stepwire.steps.base_step import BaseStep
 
@@ -107,6 +107,7 @@ def launch_step(
     rerun: RerunPolicy = RerunPolicy.FAIL,
     before_launch: Callable[[_protos.PipelineNode], None] | None = None,
     before_claim: Callable[[_protos.PipelineNode], None] | None = None,
+    mlmd: GuardedMetadata | None = None,
 ) -> StepRunResult:
     """Launches one step of a pipeline run and reports how it ended.
 
@@ -123,6 +124,9 @@ def launch_step(
             step process's supervisor learns from it which execution to watch).
         before_claim: Called with the bound node right before the step's attempt is
             claimed (the step process tells its supervisor whose claim to release).
+        mlmd: A connection to the stack's metadata store that the caller keeps
+            across launches (the ``local`` orchestrator, one per run: opening ML
+            Metadata costs a few milliseconds); by default, one for this launch.
 
     Returns:
         The outcome, read from ML Metadata, with the bound node that ran.
@@ -146,7 +150,8 @@ def launch_step(
     # One connection for the whole launch, TFX's launcher included: calls take
     # turns with other step processes on a SQLite file and are retried on a fresh
     # store when ML Metadata aborts them (stepwire.mlmd_guard).
-    mlmd = _connect(stack)
+    mlmd = mlmd or connect_metadata(stack)
+    cost_before = replace(mlmd.stats)
     if before_claim is not None:
         before_claim(node)
     # Exactly one live attempt per step and run: the holder of the newest claim,
@@ -161,6 +166,7 @@ def launch_step(
         return result
     finally:
         attempt_claims.release(mlmd, claim, ended)
+        _log_metadata_cost(mlmd, cost_before)
 
 
 def _claim(
@@ -192,8 +198,14 @@ def _launch_claimed(  # noqa: PLR0917 - the launch's whole state, passed once
     before_launch: Callable[[_protos.PipelineNode], None] | None,
 ) -> StepRunResult:
     """Launches the step once this process holds its newest attempt's claim."""
-    with _opened(mlmd, stack) as m:
-        previous = _executions_of_node_in_run(m, node)
+    previous: list[_protos.MLMDExecution] = []
+    if claim.attempt > 1:
+        # The first claim of a step in a run is taken before any launch of it
+        # registers an execution, so only a later attempt can find one (an attempt
+        # 1 racing a launch outside stepwire is still caught: TFX then reuses a
+        # COMPLETE execution, which is refused below).
+        with _opened(mlmd, stack) as m:
+            previous = _executions_of_node_in_run(m, node)
     done = [e for e in previous if _is_successful(e)]
     if done:
         if rerun is RerunPolicy.FAIL:
@@ -235,7 +247,7 @@ def _launch_claimed(  # noqa: PLR0917 - the launch's whole state, passed once
     start = time.monotonic()
     execution_info = None
     try:
-        with attempt_claims.Heartbeat(lambda: _connect(stack), claim):
+        with attempt_claims.Heartbeat(lambda: connect_metadata(stack), claim):
             execution_info = _run_launcher(step_launcher, stack, mlmd, node)
     except BaseException as e:
         if _store_failed(e):
@@ -261,7 +273,6 @@ def _launch_claimed(  # noqa: PLR0917 - the launch's whole state, passed once
         # succeeded and skipped it (another launch won the race since our check).
         raise DuplicateRunNameError(run_name, f"step '{step.name}' already completed in that run")
     logger.info("Step '%s' of run '%s' %s in %.2fs.", step.name, run_name, outcome.value, duration)
-    _log_metadata_cost(mlmd)
     return StepRunResult(
         step.name, run_name, outcome, execution_id, execution_info, duration, node, pipeline
     )
@@ -398,8 +409,18 @@ def _check_artifact_store(root: str) -> None:
             raise InfrastructureError(f"the artifact store {root!r} cannot be used: {e}") from e
 
 
-def _connect(stack: Stack) -> GuardedMetadata:
-    """A guarded ML Metadata connection for the stack; not opened yet."""
+def connect_metadata(stack: Stack) -> GuardedMetadata:
+    """A guarded ML Metadata connection for the stack, to launch steps over.
+
+    Args:
+        stack: The stack.
+
+    Returns:
+        The connection, not opened yet (the first ``with`` opens it).
+
+    Raises:
+        InfrastructureError: If the stack's metadata store cannot be used.
+    """
     from stepwire.mlmd_guard import GuardedMetadata
 
     try:
@@ -435,14 +456,14 @@ class _opened:  # noqa: N801 - used like a function: `with _opened(mlmd, stack) 
         self._mlmd.__exit__(*exc_info)
 
 
-def _log_metadata_cost(mlmd: GuardedMetadata) -> None:
+def _log_metadata_cost(mlmd: GuardedMetadata, before: CallStats) -> None:
     """Logs what the launch's ML Metadata calls cost, lock waits included."""
     stats = mlmd.stats
     logger.info(
         "ML Metadata: %d calls, %.1f ms in them, %.1f ms waiting for other processes.",
-        stats.calls,
-        stats.seconds_in_calls * 1000,
-        stats.seconds_waiting * 1000,
+        stats.calls - before.calls,
+        (stats.seconds_in_calls - before.seconds_in_calls) * 1000,
+        (stats.seconds_waiting - before.seconds_waiting) * 1000,
     )
 
 
