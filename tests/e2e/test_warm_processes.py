@@ -263,3 +263,40 @@ def test_warm_processes_can_be_turned_off(project: StackDir) -> None:
         command = [sys.executable, "-m", "stepwire.entrypoints.step_entrypoint", "--help"]
         assert launcher.call(command, project.env(), 1) is None
         assert launcher.starts == 0
+
+
+def test_a_warm_parent_started_early_serves_the_first_call(
+    project: StackDir, tmp_path: Path
+) -> None:
+    env = project.env(PYTHONPATH=None)
+    with WarmLauncher(env) as launcher:
+        launcher.start()
+        launcher.start()  # one is starting already
+        assert launcher.starts == 1
+        command = [sys.executable, "-m", "stepwire.entrypoints.step_entrypoint", "--help"]
+        assert launcher.call(command, env, os.open(os.devnull, os.O_WRONLY)) == 0
+        assert launcher.starts == 1  # the first call waited for it, started no other
+
+
+def test_a_warm_parent_started_and_never_called_ends_quietly(tmp_path: Path) -> None:
+    # As when compiling the pipeline fails right after the run started it: the
+    # warm parent finds its client gone, and says nothing.
+    script = textwrap.dedent(
+        """
+        import os, sys
+        from stepwire.orchestrators.warm_launch import WarmLauncher
+
+        launcher = WarmLauncher(dict(os.environ))
+        launcher.start()
+        pid = launcher._starting[1].pid
+        launcher.close()
+        print(pid)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    pid = int(proc.stdout)
+    assert not Path(f"/proc/{pid}").exists()

@@ -152,10 +152,6 @@ def _warm_up() -> None:
     _fast_imports.install()
     for name in WARM_MODULES:
         importlib.import_module(name)
-    # Read once here rather than in every child (a scan of the installed packages).
-    from stepwire.mlmd_guard import installed_tfx_version
-
-    installed_tfx_version()
 
 
 def _die_with(parent_pid: int) -> None:
@@ -293,14 +289,23 @@ def main(argv: list[str] | None = None) -> None:
     try:
         _warm_up()
     except Exception as e:  # a parent that cannot warm up: the client starts steps cold
-        send_frame(sock, {"refused": f"warming up failed: {type(e).__name__}: {e}"})
+        _tell(sock, {"refused": f"warming up failed: {type(e).__name__}: {e}"})
         return
     threads = thread_count()
     if threads != 1:
-        send_frame(sock, {"refused": f"{threads} threads after warming up; forking is not safe"})
+        _tell(sock, {"refused": f"{threads} threads after warming up; forking is not safe"})
         return
-    send_frame(sock, {"ready": os.getpid()})
-    _Server(sock).serve()
+    if _tell(sock, {"ready": os.getpid()}):
+        _Server(sock).serve()
+
+
+def _tell(sock: socket.socket, message: dict[str, Any]) -> bool:
+    """Sends the client one frame; False when it has gone (it stopped before we were warm)."""
+    try:
+        send_frame(sock, message)
+    except OSError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ class WarmLauncher:
     """One warm parent for the step processes of a run, shared by the launching threads."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        """Creates the launcher; the warm parent starts on the first :meth:`call`.
+        """Creates the launcher; the warm parent starts on :meth:`start` or the first call.
 
         Args:
             env: The step environment the warm parent is started with (requests
@@ -84,6 +84,8 @@ class WarmLauncher:
         self._send_lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
+        # Started by start() and not yet warm: the socket to it and the process.
+        self._starting: tuple[socket.socket, subprocess.Popen[bytes]] | None = None
         self._pending: dict[int, _Pending] = {}
         self._next_id = 0
         self.refused = "" if enabled(self._env) else "off"
@@ -177,6 +179,10 @@ class WarmLauncher:
         with self._lock:
             sock, process = self._sock, self._process
             self._sock, self._process = None, None
+            unused, self._starting = self._starting, None
+        if unused is not None:  # started, never called: it finds the socket closed
+            unused[0].close()
+            process = unused[1]
         if sock is not None:
             # The reader thread sees the end and closes the socket.
             with contextlib.suppress(OSError):
@@ -218,28 +224,30 @@ class WarmLauncher:
     def _alive(self) -> bool:
         return self._sock is not None and self._process is not None and self._process.poll() is None
 
+    def start(self) -> None:
+        """Starts the warm parent now, without waiting for it to be warm.
+
+        It then imports what steps need while the caller does its own work (compiling
+        the pipeline, building the command lines); the first :meth:`call` waits only
+        for what is left of its warm-up.
+        """
+        with self._lock:
+            if not self.refused and self._starting is None and not self._alive():
+                self._starting = self._spawn()
+
     def _start(self) -> socket.socket | None:
-        """Starts a warm parent and waits until it is warm; None if it refused."""
+        """Starts a warm parent (unless one is starting) and waits until it is warm.
+
+        Returns:
+            The socket to it, or None if it refused (steps then start cold).
+        """
         if self.refused:
             return None
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.starts += 1
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "stepwire.entrypoints.warm_parent", str(theirs.fileno())],
-                env=self._env,
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                # Its own errors (an import that fails) go where the orchestrator's go.
-                stderr=None,
-            )
-        except OSError as e:
-            self.refused = f"the warm parent could not be started: {e}"
-            ours.close()
+        starting, self._starting = self._starting, None
+        starting = starting or self._spawn()
+        if starting is None:
             return None
-        finally:
-            theirs.close()
+        ours, process = starting
         ours.settimeout(_READY_TIMEOUT_SECONDS)
         try:
             frame = receive_frame(ours)
@@ -258,6 +266,28 @@ class WarmLauncher:
             target=self._read, args=(ours,), name="stepwire-warm-reader", daemon=True
         ).start()
         return ours
+
+    def _spawn(self) -> tuple[socket.socket, subprocess.Popen[bytes]] | None:
+        """Starts a warm parent process; None (and :attr:`refused` set) if it cannot be."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.starts += 1
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "stepwire.entrypoints.warm_parent", str(theirs.fileno())],
+                env=self._env,
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                # Its own errors (an import that fails) go where the orchestrator's go.
+                stderr=None,
+            )
+        except OSError as e:
+            self.refused = f"the warm parent could not be started: {e}"
+            ours.close()
+            return None
+        finally:
+            theirs.close()
+        return ours, process
 
     def _read(self, sock: socket.socket) -> None:
         """Hands each answer of the warm parent to the request it answers."""
