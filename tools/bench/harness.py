@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -15,6 +18,17 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parents[1]
+
+
+def work_folder(prefix: str) -> Path:
+    """A new temporary folder for this process's stores and logs, removed when it exits.
+
+    ``STEPWIRE_BENCH_KEEP=1`` keeps it (to read the step logs of a run that went wrong).
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.environ.get("STEPWIRE_BENCH_KEEP") != "1":
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def summary(values: Iterable[float]) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -62,7 +61,7 @@ def main() -> None:
     from stepwire.pipeline_ir import PipelineIndex
     from stepwire.stack import get_active_stack
 
-    work = Path(tempfile.mkdtemp(prefix="stepwire-bench-sizes-"))
+    work = harness.work_folder("stepwire-bench-sizes-")
     os.environ["STEPWIRE_ARTIFACT_STORE"] = str(work / "artifacts")
     os.environ["STEPWIRE_METADATA_URI"] = str(work / "metadata.db")
     result: dict[str, Any] = {"shape": options.shape, "rss_kib": {"imports": rss_kib()}}

@@ -23,7 +23,6 @@ import base64
 import itertools
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +241,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, required=True)
     options = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="stepwire-bench-step-"))
+    work = harness.work_folder("stepwire-bench-step-")
     bench = Bench(work)
     for variant in VARIANTS:  # warm-up: creates the databases, fills the page cache
         bench.run_pair(variant)

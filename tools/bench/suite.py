@@ -36,7 +36,7 @@ class Suite:
     def __init__(self, options: argparse.Namespace) -> None:
         self.options = options
         self.runs: int = options.runs
-        self.work = Path(tempfile.mkdtemp(prefix="stepwire-bench-"))
+        self.work = harness.work_folder("stepwire-bench-")
         self.commands: list[str] = []
         self._peer_commands: set[str] = set()
         self._count = 0

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     options = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="stepwire-bench-flow-"))
+    work = harness.work_folder("stepwire-bench-flow-")
     os.environ["STEPWIRE_ARTIFACT_STORE"] = str(work / "artifacts")
     os.environ["STEPWIRE_METADATA_URI"] = str(work / "metadata.db")
     source = (

@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -115,7 +114,7 @@ def main() -> None:
     parser.add_argument("--fanout", type=int, default=50)
     parser.add_argument("--out", type=Path, required=True)
     options = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="stepwire-bench-warm-"))
+    work = harness.work_folder("stepwire-bench-warm-")
     bench = Bench(work)
     try:
         for variant in VARIANTS:  # warm-up: databases, page cache, the warm parent
