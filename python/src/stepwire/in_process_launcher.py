@@ -16,9 +16,14 @@ publishing, is TFX's own code.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
 from tfx.orchestration.portable import launcher
+
+# TFX's own lines go through absl's logger, as TFX's launcher writes them: they are
+# shown, like the rest of TFX's, with STEPWIRE_TFX_LOGS=1.
+_tfx_log = logging.getLogger("absl")
 
 
 class InProcessLauncher(launcher.Launcher):
@@ -37,6 +42,7 @@ class InProcessLauncher(launcher.Launcher):
         """
         if self._system_node_handler is not None or self._executor_operator is None:
             return super().launch()
+        _tfx_log.info("Running launcher for %s", self._pipeline_node)
         prepared = self._prepare_execution()
         info = prepared.execution_info
         if not prepared.is_execution_needed:
@@ -50,10 +56,15 @@ class InProcessLauncher(launcher.Launcher):
                 error.executor_output if isinstance(error, launcher._ExecutionFailedError) else None
             )
             self._publish_failed_execution(execution_id, prepared.contexts, failed_output)
+            _tfx_log.error("Execution %d failed.", execution_id)
             raise
         finally:
             self._clean_up_stateless_execution_info(info)
+        _tfx_log.info("Execution %d succeeded.", execution_id)
         self._clean_up_stateful_execution_info(info)
+        _tfx_log.info(
+            "Publishing output artifacts %s for execution %s", info.output_dict, execution_id
+        )
         self._publish_successful_execution(
             execution_id, prepared.contexts, info.output_dict, executor_output
         )
