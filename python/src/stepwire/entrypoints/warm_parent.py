@@ -122,6 +122,7 @@ WARM_MODULES = (
     "stepwire.entrypoints.step_entrypoint_configuration",
     "stepwire.entrypoints.supervisor",
     "stepwire.entrypoints.step_output",
+    "stepwire.step_logs",  # the supervisor's copy of the step's output
     "stepwire.pipelines",
     "stepwire.orchestrators.subprocess_orchestrator",  # the default configuration class
     "stepwire.step_launcher",
@@ -139,6 +140,7 @@ WARM_MODULES = (
     "tfx.types.standard_artifacts",
     "ml_metadata.metadata_store",
     "sqlite3",
+    "encodings.utf_16_be",  # RFC 8785 orders keys by their UTF-16 code units
 )
 """Imported once by the warm parent; never numpy or anything else that starts threads."""
 
