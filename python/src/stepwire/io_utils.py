@@ -267,3 +267,20 @@ def read_regular_file(path: str, limit: int, *, follow_links: bool) -> bytes:
             raise NotRegularFileError(f"{path} is not a regular file")
         data: bytes = file.read(limit + 1)
     return data
+
+
+def write_to_fd(fd: int, data: bytes) -> None:
+    """Writes all of ``data`` to a file descriptor; a reader that has gone is ignored.
+
+    For the copies of a step's output to whoever reads a process (a terminal, a
+    pipe): ``os.write`` may write less than it is given, and a closed reader must
+    not end the copy to the step's log.
+
+    Args:
+        fd: The descriptor.
+        data: What to write.
+    """
+    view = memoryview(data)
+    with contextlib.suppress(OSError):
+        while view:
+            view = view[os.write(fd, view) :]

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from stepwire import redaction
+from stepwire import io_utils, redaction
 
 ENV_MAX_BYTES = "STEPWIRE_STEP_LOG_MAX_BYTES"
 """The most bytes of a step's output its log keeps (the tail)."""
@@ -369,10 +369,7 @@ def _copy(read_end: int, terminal: int, captured: CapturedOutput) -> None:
         while True:
             chunk = os.read(read_end, 65536)
             data = redactor.feed(chunk) if chunk else redactor.flush()
-            view = memoryview(data)
-            with contextlib.suppress(OSError):  # whoever reads the terminal is gone
-                while view:
-                    view = view[os.write(terminal, view) :]
+            io_utils.write_to_fd(terminal, data)
             captured.write(data)
             if not chunk:
                 break

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from stepwire import redaction
+from stepwire import io_utils, redaction
 
 if TYPE_CHECKING:
     from stepwire.step_logs import StepLogWriter
@@ -172,14 +172,6 @@ class _Pump:
             )
 
 
-def _copy_to(fd: int, data: bytes) -> None:
-    """Writes all of ``data`` to one of this process's own fds."""
-    view = memoryview(data)
-    with contextlib.suppress(OSError):  # whoever reads this process is gone
-        while view:
-            view = view[os.write(fd, view) :]
-
-
 def _read(fd: int) -> bytes | None:
     """What ``fd`` holds now: its bytes, ``b""`` at its end, None if nothing yet."""
     try:
@@ -200,7 +192,7 @@ class _TeeRaw(io.RawIOBase):
 
     def write(self, data: Any) -> int:
         chunk = bytes(data)
-        _copy_to(2, chunk)
+        io_utils.write_to_fd(2, chunk)
         self._log.output(chunk)
         return len(chunk)
 
@@ -284,7 +276,7 @@ def _output_sinks(log: StepLog, pipes: OutputPipes, *, keep: bool) -> dict[int, 
 
         def sink(data: bytes, own_fd: int = own_fd, redactor: Any = redactor) -> None:
             data = redactor.feed(data) if data else redactor.flush()
-            _copy_to(own_fd, data)
+            io_utils.write_to_fd(own_fd, data)
             if keep:
                 log.output(data)
 
