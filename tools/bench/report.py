@@ -240,12 +240,9 @@ def step_section(raw: dict[str, Any], targets: list[dict[str, Any]]) -> str:
         "\n(`-X importtime` itself slows imports down; compare columns, not with the wall times.)\n"
     )
 
-    sw = phases.get("stepwire", {})
+    def phase_ms(name: str, variant: str = "stepwire") -> str:
+        return ms(phases.get(variant, {}).get(name, {}).get("median"))
 
-    def phase_ms(name: str) -> str:
-        return ms(sw.get(name, {}).get("median"))
-
-    numpy = groups["stepwire"].get("numpy")
     out.append(
         "\n**What the stand-ins cut, and what else is avoidable.** In the step process only, "
         "before TFX is imported, `stepwire._fast_imports.install()` registers stand-ins for "
@@ -254,12 +251,14 @@ def step_section(raw: dict[str, Any], targets: list[dict[str, Any]]) -> str:
         "and runs `tfx/__init__` and `tfx.utils.telemetry_utils` with throw-away stand-ins for "
         "`unittest.mock` and `googleapiclient.http`, removed right after (googleapiclient, "
         "oauth2client, httplib2, pyparsing, pyasn1, docker, requests, urllib3 and unittest are "
-        "no longer imported). What is left and could go: interpreter finalization "
-        f"({phase_ms('exit (interpreter teardown)')} per step; `os._exit` after flushing, see the "
-        f"what-if row), numpy ({ms(numpy)} of import self time, only needed by steps that use "
-        "arrays), TFX's per-execution gRPC execution watcher "
-        f"({phase_ms('launcher: execution watcher (gRPC server)')}, a local in-process executor "
-        "does not need it, but it sits inside `Launcher.launch`), and stepwire's own modules. "
+        "no longer imported). Since then the step process leaves with `os._exit` after its exit "
+        "handlers (phases_step.py, above, still exits the interpreter's way: its `exit` row, "
+        f"{phase_ms('exit (interpreter teardown)')}, is what that saves), imports numpy only for "
+        "a step that uses arrays, and runs TFX's launcher without the per-execution gRPC "
+        "`ExecutionWatcher` an in-process executor never calls "
+        f"(`stepwire/in_process_launcher.py`; the floor's row shows its cost, "
+        f"{phase_ms('launcher: execution watcher (gRPC server)', 'floor_stand_ins')}). What is "
+        "left is mostly stepwire's own modules. "
         "`asyncio` (imported by grpc), `absl`, `attr` and ML Metadata are needed.\n"
     )
 
@@ -311,12 +310,10 @@ def _gap_explanation(raw: dict[str, Any], floor: str) -> str:
     packages = ", ".join(f"{p} +{ms(d)}" for d, p in extra if d > 0.002)
     return (
         f"beyond {floor.replace('_', ' ')}, the consume step spends most in {phases}; by "
-        f"package (import self time): {packages}. numpy comes from the built-in numpy "
-        "materializer and PyYAML/fsspec from the stack configuration and artifact I/O, all "
-        "imported whatever the step needs; importing them on first use (python/src: "
-        "`materializers/__init__.py`, `stack_config.py`, `io_utils.py`) and leaving with "
-        "`os._exit` after flushing (`exit_codes.run_and_exit`; the what-if row) would close most "
-        "of it."
+        f"package (import self time): {packages}. numpy, PyYAML and fsspec are imported only "
+        "by a step that needs them, and the step process leaves with `os._exit`; what is left "
+        "is stepwire's own runtime (the supervisor, the claim and the attempt record, the "
+        "decoder) and its modules' import time."
     )
 
 
@@ -831,11 +828,11 @@ def peers_section(raw: dict[str, Any], targets: list[dict[str, Any]]) -> str:
                     "why": ""
                     if met
                     else (
-                        "each stepwire step process pays interpreter start, the TFX/MLMD/numpy "
-                        "imports and teardown (section 1), while ZenML's local orchestrator "
-                        "runs steps in its already-warm process; in process, stepwire is the "
-                        "cheaper one. Closing it for processes needs a smaller step-side import "
-                        "set (see section 1) or a warm worker that runs several steps."
+                        "a stepwire step is a process of its own, forked from a warm parent "
+                        "(section 6), while ZenML's local orchestrator runs every step in one "
+                        "process; a forked step still pays two forks, its own ML Metadata "
+                        "connection and its supervisor (section 6's why). In process (the row "
+                        "above), stepwire is the cheaper one."
                         if ours == "stepwire_subprocess"
                         else "per-step launcher and ML Metadata work; see section 1's breakdown."
                     ),
