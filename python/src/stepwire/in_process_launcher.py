@@ -11,7 +11,8 @@ in the step process while the user's function ran.
 :class:`InProcessLauncher` is TFX's launcher with ``launch`` doing what TFX's does for
 a node with an executor (prepare, run the executor, publish it FAILED or COMPLETE,
 clean up) and nothing else. Everything else, the driver, the input resolution, the
-publishing, is TFX's own code.
+publishing, is TFX's own code. ``tests/integration/test_in_process_launcher_pins.py``
+fails if a TFX release changes the steps of ``launch`` it repeats.
 """
 
 from __future__ import annotations
