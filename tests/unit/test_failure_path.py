@@ -145,3 +145,7 @@ def test_which_metadata_errors_the_guard_retries() -> None:
     assert is_transient(errors.InternalError(f"query failed: {duplicate}"))
     assert is_transient(errors.AbortedError("Deadlock found when trying to get lock"))
     assert not is_transient(errors.InvalidArgumentError("bad"))
+    # PostgreSQL's CREATE TABLE IF NOT EXISTS, raced by another process creating the schema.
+    raced = 'ERROR: relation "type" already exists (Execution failed: ...)'
+    assert is_transient(RuntimeError(f"PostgreSQL metadata source error: {raced}"))
+    assert not is_transient(RuntimeError('ERROR: relation "type" does not exist'))

@@ -40,6 +40,7 @@ import inspect
 import logging
 import os
 import random
+import re
 import signal
 import threading
 import time
@@ -87,6 +88,11 @@ _TRANSIENT_MESSAGES = (
     "could not serialize access",
     "deadlock detected",
 )
+
+_CONCURRENT_DDL = re.compile(r'relation "[^"]+" already exists')
+"""PostgreSQL's ``CREATE TABLE IF NOT EXISTS`` is not safe against itself: of two
+processes creating the schema at once, one may fail with this. Only the schema's
+creation, when a store is opened, runs DDL, so no other call can see it."""
 
 
 @dataclass
@@ -161,7 +167,9 @@ def is_transient(error: BaseException) -> bool:
 
 def _has_transient_message(text: str) -> bool:
     lowered = text.lower()
-    return any(message in lowered for message in _TRANSIENT_MESSAGES)
+    return any(message in lowered for message in _TRANSIENT_MESSAGES) or bool(
+        _CONCURRENT_DDL.search(lowered)
+    )
 
 
 def _open_store(config: Any) -> Any:
