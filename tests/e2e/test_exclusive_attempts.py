@@ -245,3 +245,18 @@ def test_two_launches_at_once_run_the_step_once(launches: Launches) -> None:
     results = [_finish(process) for process in pair]
     assert sorted(code for code, _ in results) == [0, 67], results
     launches.check_one_whole_output()
+
+
+def test_an_ended_attempt_releases_its_claim_in_its_execution_record(launches: Launches) -> None:
+    launches.open_gate()
+    code, out = _finish(launches.launch())
+    assert code == 0, out
+    store = launches.store()
+    [claim] = store.get_contexts_by_type("stepwire_attempt")
+    assert claim.name.endswith("@r#1")
+    assert claim.custom_properties["lease_until"].double_value == 0.0
+    assert claim.custom_properties["state"].string_value == "completed"
+    # One write ended both: the claim is associated with the execution it recorded.
+    [execution] = launches.executions()
+    assert [e.id for e in store.get_executions_by_context(claim.id)] == [execution.id]
+    assert execution.custom_properties["stepwire_attempt"].int_value == 1

@@ -158,15 +158,20 @@ class Claim:
         name: The claim's context name.
         context_id: Its context id.
         owner: Who holds it.
+        type_id: The id of the claims' context type.
         store_lost: Set when the metadata store stopped answering during the
             attempt: the claim is then left to expire, not released.
+        released: Set once the claim is released (with the attempt's record,
+            by :func:`released_context`, or by :func:`release`).
     """
 
     attempt: int
     name: str
     context_id: int
     owner: str
+    type_id: int = 0
     store_lost: bool = False
+    released: bool = False
 
 
 def _context_type_id(store: Any) -> int:
@@ -223,9 +228,10 @@ def claim_attempt(
         with mlmd as m:
             existing = m.store.get_context_by_type_and_name(CLAIM_TYPE, name)
             if existing is None:
-                created = _try_create(m.store, _context_type_id(m.store), name, attempt, owner)
+                type_id = _context_type_id(m.store)
+                created = _try_create(m.store, type_id, name, attempt, owner)
                 if created is not None:
-                    return Claim(attempt, name, created, owner)
+                    return Claim(attempt, name, created, owner, type_id)
                 continue  # another launch took this number: look at its claim
         if not is_live(existing):
             attempt += 1
@@ -240,14 +246,39 @@ def claim_attempt(
         sleep(_POLL)
 
 
+def _claim_context(claim: Claim, lease_until: float, state: str) -> Any:
+    """The claim's context as this process, its only writer while it lives, has it."""
+    context = _protos.MLMDContext(id=claim.context_id, type_id=claim.type_id, name=claim.name)
+    context.custom_properties["owner"].string_value = claim.owner
+    context.custom_properties["attempt"].int_value = claim.attempt
+    context.custom_properties["lease_until"].double_value = lease_until
+    context.custom_properties["state"].string_value = state
+    return context
+
+
+def released_context(claim: Claim, state: str) -> Any:
+    """The claim's context released, to be written with the attempt's last record.
+
+    Written in the same ML Metadata call as the attempt's execution
+    (``put_execution``), the claim ends exactly when the execution's record does,
+    at the cost of no call of its own. The caller sets ``claim.released`` once the
+    write succeeded.
+
+    Args:
+        claim: The claim.
+        state: How the attempt ended (``completed``...).
+
+    Returns:
+        The context, lease ended.
+    """
+    return _claim_context(claim, 0.0, state)
+
+
 def _update(mlmd: GuardedMetadata, claim: Claim, lease_until: float, state: str) -> None:
+    # Only this process writes its claim while it is alive (the supervisor's
+    # release_claims_of runs once it is dead), so the claim need not be read first.
     with mlmd as m:
-        [context] = m.store.get_contexts_by_id([claim.context_id])
-        if _str(context, "owner") != claim.owner:
-            return  # not ours (cannot happen: names are unique), never overwrite
-        context.custom_properties["lease_until"].double_value = lease_until
-        context.custom_properties["state"].string_value = state
-        m.store.put_contexts([context])
+        m.store.put_contexts([_claim_context(claim, lease_until, state)])
 
 
 def release(mlmd: GuardedMetadata, claim: Claim, state: str) -> None:
@@ -260,11 +291,14 @@ def release(mlmd: GuardedMetadata, claim: Claim, state: str) -> None:
         claim: The claim.
         state: How the attempt ended, recorded on the claim (``completed``...).
     """
+    if claim.released:
+        return
     if claim.store_lost:
         logger.warning("Not releasing the claim %s: the metadata store is gone", claim.name)
         return
     try:
         _update(mlmd, claim, 0.0, state)
+        claim.released = True
     except Exception as e:  # the lease expires anyway
         logger.warning("Could not release the claim %s: %s", claim.name, e)
 

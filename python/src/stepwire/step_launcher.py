@@ -150,7 +150,8 @@ def launch_step(
     # One connection for the whole launch, TFX's launcher included: calls take
     # turns with other step processes on a SQLite file and are retried on a fresh
     # store when ML Metadata aborts them (stepwire.mlmd_guard).
-    mlmd = mlmd or connect_metadata(stack)
+    if mlmd is None:
+        mlmd = connect_metadata(stack)
     cost_before = replace(mlmd.stats)
     if before_claim is not None:
         before_claim(node)
@@ -256,7 +257,8 @@ def _launch_claimed(  # noqa: PLR0917 - the launch's whole state, passed once
             claim.store_lost = True
         raise
     finally:
-        if not claim.store_lost and not _record_attempt(mlmd, node, execution_info, attempt):
+        recorded = None if claim.store_lost else _record_attempt(mlmd, node, execution_info, claim)
+        if recorded is None:
             claim.store_lost = True
     duration = time.monotonic() - start
 
@@ -266,7 +268,9 @@ def _launch_claimed(  # noqa: PLR0917 - the launch's whole state, passed once
             raise _input_resolution_error(m, node, step.name, run_name, "")
     execution_id: int = execution_info.execution_id
     with mlmd as m:
-        [execution] = m.store.get_executions_by_id([execution_id])
+        if recorded is None or [e.id for e in recorded] != [execution_id]:
+            recorded = m.store.get_executions_by_id([execution_id])
+        [execution] = recorded
         outcome = _classify(m, execution, node, step.name, run_name)
     if outcome is StepOutcome.COMPLETED and execution_info.execution_output_uri is None:
         # COMPLETE without an executor output URI: TFX found the execution already
@@ -347,15 +351,24 @@ def _store_failed(error: BaseException) -> bool:
 
 
 def _record_attempt(
-    mlmd: GuardedMetadata, node: _protos.PipelineNode, execution_info: Any, attempt: int
-) -> bool:
+    mlmd: GuardedMetadata,
+    node: _protos.PipelineNode,
+    execution_info: Any,
+    claim: attempt_claims.Claim,
+) -> list[_protos.MLMDExecution] | None:
     """Records the attempt's number and node on its execution, once it has ended.
+
+    The attempt's claim is released in the same write (``put_execution`` updates
+    the claim's context with the execution), so the attempt's end costs one ML
+    Metadata write, and a claim is never seen released before its execution's
+    record.
 
     Best effort: when ML Metadata cannot be written the launch has already failed
     or succeeded, and that outcome, not this record, is what the step reports.
 
     Returns:
-        Whether ML Metadata answered.
+        The executions read and recorded (the launch's one, or none), or None if
+        ML Metadata did not answer.
     """
     execution_id = getattr(execution_info, "execution_id", None)
     try:
@@ -366,13 +379,26 @@ def _record_attempt(
                 # The launch raised: the execution it registered is the node's newest.
                 executions = sorted(_executions_of_node_in_run(m, node), key=lambda e: e.id)[-1:]
             for execution in executions:
-                attempts.record_attempt(execution, attempt, attempts.this_node())
-            if executions:
-                m.store.put_executions(executions)
+                attempts.record_attempt(execution, claim.attempt, attempts.this_node())
+            if len(executions) == 1:
+                [execution] = executions
+                ended = attempt_claims.released_context(claim, _claim_state(execution))
+                m.store.put_execution(execution, [], [ended])
+                claim.released = True
     except Exception as e:  # the outcome of the launch matters more than this record
-        logger.warning("Could not record attempt %d in ML Metadata: %s", attempt, e)
-        return False
-    return True
+        logger.warning("Could not record attempt %d in ML Metadata: %s", claim.attempt, e)
+        return None
+    return executions
+
+
+def _claim_state(execution: _protos.MLMDExecution) -> str:
+    """The state a claim ends with, from its execution's (``launch_step``'s ``ended``)."""
+    states = _protos.MLMDExecution
+    if execution.last_known_state == states.COMPLETE:
+        return StepOutcome.COMPLETED.value
+    if execution.last_known_state == states.CACHED:
+        return StepOutcome.CACHED.value
+    return "failed"
 
 
 def _bound_node(pipeline: _protos.Pipeline, node_id: str) -> _protos.PipelineNode:
