@@ -161,8 +161,7 @@ class Claim:
         type_id: The id of the claims' context type.
         store_lost: Set when the metadata store stopped answering during the
             attempt: the claim is then left to expire, not released.
-        released: Set once the claim is released (with the attempt's record,
-            by :func:`released_context`, or by :func:`release`).
+        released: Set once :func:`release` released it.
     """
 
     attempt: int
@@ -254,24 +253,6 @@ def _claim_context(claim: Claim, lease_until: float, state: str) -> Any:
     context.custom_properties["lease_until"].double_value = lease_until
     context.custom_properties["state"].string_value = state
     return context
-
-
-def released_context(claim: Claim, state: str) -> Any:
-    """The claim's context released, to be written with the attempt's last record.
-
-    Written in the same ML Metadata call as the attempt's execution
-    (``put_execution``), the claim ends exactly when the execution's record does,
-    at the cost of no call of its own. The caller sets ``claim.released`` once the
-    write succeeded.
-
-    Args:
-        claim: The claim.
-        state: How the attempt ended (``completed``...).
-
-    Returns:
-        The context, lease ended.
-    """
-    return _claim_context(claim, 0.0, state)
 
 
 def _update(mlmd: GuardedMetadata, claim: Claim, lease_until: float, state: str) -> None:

@@ -289,6 +289,17 @@ class RunReader:
                 :class:`stepwire.mlmd_guard.GuardedMetadataStore`.
         """
         self._store = store
+        self._context_ids: dict[tuple[str, str], int] = {}
+
+    def _context_id(self, type_name: str, name: str) -> int | None:
+        """A context's id; one that exists is looked up once (contexts are never deleted)."""
+        key = (type_name, name)
+        if key not in self._context_ids:
+            context = self._store.get_context_by_type_and_name(type_name, name)
+            if context is None:
+                return None
+            self._context_ids[key] = context.id
+        return self._context_ids[key]
 
     def _executions_of(self, context_id: int) -> list[Any]:
         # Through list_all even on a raw store: ML Metadata's default listing (newest
@@ -357,15 +368,23 @@ class RunReader:
         return attempt_of(latest), _string_property(latest, NODE_PROPERTY)
 
     def _latest_execution(self, run_name: str, pipeline: str, step: str) -> Any:
-        run = self._store.get_context_by_type_and_name(_PIPELINE_RUN, run_name)
-        node = self._store.get_context_by_type_and_name(_NODE, f"{pipeline}.{step}")
+        run = self._context_id(_PIPELINE_RUN, run_name)
+        node = self._context_id(_NODE, f"{pipeline}.{step}")
         if run is None or node is None:
             return None
-        in_run = {e.id for e in self._executions_of(run.id)}
-        executions = [e for e in self._executions_of(node.id) if e.id in in_run]
-        if not executions:
-            return None
-        return max(executions, key=lambda e: (e.last_update_time_since_epoch, e.id))
+        # The orchestrators ask after every step: the node's executions, newest
+        # first, are checked for the run one at a time. The newest is nearly always
+        # the one just launched, so this costs about three small reads, where
+        # listing the run's executions grew with every step of the run.
+        newest_first = sorted(
+            self._executions_of(node),
+            key=lambda e: (e.last_update_time_since_epoch, e.id),
+            reverse=True,
+        )
+        for execution in newest_first:
+            if any(c.id == run for c in self._store.get_contexts_by_execution(execution.id)):
+                return execution
+        return None
 
     def _run(self, run_context: Any) -> RunRecord:
         type_names = self._context_type_names()

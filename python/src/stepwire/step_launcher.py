@@ -257,9 +257,10 @@ def _launch_claimed(  # noqa: PLR0917 - the launch's whole state, passed once
             claim.store_lost = True
         raise
     finally:
-        recorded = None if claim.store_lost else _record_attempt(mlmd, node, execution_info, claim)
-        if recorded is None:
-            claim.store_lost = True
+        recorded = None
+        if not claim.store_lost:
+            recorded = _record_attempt(mlmd, node, execution_info, attempt)
+            claim.store_lost = recorded is None
     duration = time.monotonic() - start
 
     if execution_info is None or execution_info.execution_id is None:
@@ -354,14 +355,9 @@ def _record_attempt(
     mlmd: GuardedMetadata,
     node: _protos.PipelineNode,
     execution_info: Any,
-    claim: attempt_claims.Claim,
+    attempt: int,
 ) -> list[_protos.MLMDExecution] | None:
     """Records the attempt's number and node on its execution, once it has ended.
-
-    The attempt's claim is released in the same write (``put_execution`` updates
-    the claim's context with the execution), so the attempt's end costs one ML
-    Metadata write, and a claim is never seen released before its execution's
-    record.
 
     Best effort: when ML Metadata cannot be written the launch has already failed
     or succeeded, and that outcome, not this record, is what the step reports.
@@ -379,26 +375,13 @@ def _record_attempt(
                 # The launch raised: the execution it registered is the node's newest.
                 executions = sorted(_executions_of_node_in_run(m, node), key=lambda e: e.id)[-1:]
             for execution in executions:
-                attempts.record_attempt(execution, claim.attempt, attempts.this_node())
-            if len(executions) == 1:
-                [execution] = executions
-                ended = attempt_claims.released_context(claim, _claim_state(execution))
-                m.store.put_execution(execution, [], [ended])
-                claim.released = True
+                attempts.record_attempt(execution, attempt, attempts.this_node())
+            if executions:
+                m.store.put_executions(executions)
     except Exception as e:  # the outcome of the launch matters more than this record
-        logger.warning("Could not record attempt %d in ML Metadata: %s", claim.attempt, e)
+        logger.warning("Could not record attempt %d in ML Metadata: %s", attempt, e)
         return None
     return executions
-
-
-def _claim_state(execution: _protos.MLMDExecution) -> str:
-    """The state a claim ends with, from its execution's (``launch_step``'s ``ended``)."""
-    states = _protos.MLMDExecution
-    if execution.last_known_state == states.COMPLETE:
-        return StepOutcome.COMPLETED.value
-    if execution.last_known_state == states.CACHED:
-        return StepOutcome.CACHED.value
-    return "failed"
 
 
 def _bound_node(pipeline: _protos.Pipeline, node_id: str) -> _protos.PipelineNode:
