@@ -24,7 +24,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NoReturn
 
 from stepwire.entrypoints import exit_codes, step_output, supervisor_channel
@@ -33,18 +33,23 @@ ENV_SUPERVISE = "STEPWIRE_SUPERVISE"
 """Set to ``0`` to run the step without a supervising parent process."""
 
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+CAUGHT_SIGNALS = frozenset({*_FORWARDED, signal.SIGINT})
+"""What a supervisor handles: held (blocked) until it does."""
 _PR_SET_PDEATHSIG = 1
 
 
-def enabled() -> bool:
+def enabled(environ: Mapping[str, str] | None = None) -> bool:
     """Tells whether the step runs under a supervisor in this environment.
+
+    Args:
+        environ: The environment to read the setting from; this process's by default.
 
     Returns:
         False when ``STEPWIRE_SUPERVISE`` is ``0``/``false``/``no``/``off``, or
         ``os.fork`` does not exist here.
     """
-    setting = os.environ.get(ENV_SUPERVISE, "").strip().lower()
-    return hasattr(os, "fork") and setting not in {"0", "false", "no", "off"}
+    setting = (os.environ if environ is None else environ).get(ENV_SUPERVISE, "")
+    return hasattr(os, "fork") and setting.strip().lower() not in {"0", "false", "no", "off"}
 
 
 def supervise(entry: Callable[[], NoReturn]) -> NoReturn:
@@ -57,19 +62,74 @@ def supervise(entry: Callable[[], NoReturn]) -> NoReturn:
     """
     if not enabled():
         entry()
+    start(entry, capture=step_output.enabled()).wait_and_exit()
+
+
+class Supervision:
+    """A forked child under this process's supervision, not yet waited for.
+
+    Args:
+        pid: The child.
+        messages_fd: The read end of the child's message pipe.
+        pipes: The child's output pipes (parent side attached), or None.
+    """
+
+    def __init__(self, pid: int, messages_fd: int, pipes: step_output.OutputPipes | None) -> None:
+        self.pid = pid
+        self._messages_fd = messages_fd
+        self._pipes = pipes
+
+    def wait_and_exit(self) -> NoReturn:
+        """Forwards signals to the child, copies its output, exits with its verdict."""
+        pid = self.pid
+        stopped_by: list[int] = []
+
+        def forward(signum: int, _frame: object) -> None:
+            stopped_by.append(signum)
+            os.kill(pid, signum)
+
+        for signum in _FORWARDED:
+            signal.signal(signum, forward)
+        # Ctrl-C reaches the whole process group, the child included: not forwarded twice.
+        signal.signal(signal.SIGINT, lambda signum, _frame: stopped_by.append(signum))
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, CAUGHT_SIGNALS)
+        status, log = step_output.pump(pid, self._messages_fd, self._pipes)
+        messages = step_output.parse_messages(bytes(log.messages))
+        # The verdict's own line (a child that died) belongs in the step's log too.
+        with log.tee_stderr():
+            code = _verdict(status, messages, stopped_by)
+        log.close()
+        sys.exit(code)
+
+
+def start(entry: Callable[[], NoReturn], *, capture: bool) -> Supervision:
+    """Forks the child that runs ``entry``; the caller waits for it later.
+
+    The signals the supervisor forwards stay blocked in this process until
+    :meth:`Supervision.wait_and_exit` handles them: one that arrives meanwhile
+    waits. (The warm parent's spare step processes fork their child this way
+    before they know their step.)
+
+    Args:
+        entry: What the child does (it never returns).
+        capture: Whether the child's stdout and stderr come through pipes (to be
+            kept in the step's log); otherwise it writes to this process's.
+
+    Returns:
+        The supervision, in this process.
+    """
     sys.stdout.flush()
     sys.stderr.flush()
     read_end, write_end = os.pipe()
-    pipes = step_output.OutputPipes.create() if step_output.enabled() else None
+    pipes = step_output.OutputPipes.create() if capture else None
     parent_pid = os.getpid()
     # Signals that arrive while the parent is not yet forwarding them wait: blocked
     # before the fork, unblocked once the handlers are in place (the child unblocks
     # them at once, with their default actions).
-    caught = {*_FORWARDED, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, caught)
+    signal.pthread_sigmask(signal.SIG_BLOCK, CAUGHT_SIGNALS)
     pid = os.fork()
     if pid == 0:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, caught)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, CAUGHT_SIGNALS)
         os.close(read_end)
         if pipes is not None:
             pipes.attach_child()
@@ -79,24 +139,7 @@ def supervise(entry: Callable[[], NoReturn]) -> NoReturn:
     os.close(write_end)
     if pipes is not None:
         pipes.attach_parent()
-    stopped_by: list[int] = []
-
-    def forward(signum: int, _frame: object) -> None:
-        stopped_by.append(signum)
-        os.kill(pid, signum)
-
-    for signum in _FORWARDED:
-        signal.signal(signum, forward)
-    # Ctrl-C reaches the whole process group, the child included: not forwarded twice.
-    signal.signal(signal.SIGINT, lambda signum, _frame: stopped_by.append(signum))
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, caught)
-    status, log = step_output.pump(pid, read_end, pipes)
-    messages = step_output.parse_messages(bytes(log.messages))
-    # The verdict's own line (a child that died) belongs in the step's log too.
-    with log.tee_stderr():
-        code = _verdict(status, messages, stopped_by)
-    log.close()
-    sys.exit(code)
+    return Supervision(pid, read_end, pipes)
 
 
 def _die_with_parent(parent_pid: int) -> None:
