@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -48,8 +49,36 @@ PIPELINE = textwrap.dedent(
         return pids
 
 
+    def _children(pid):
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+    def _disturb_the_spare(how):
+        # The warm parent forks its next spare while this step runs: find it (the
+        # warm parent's child that is not this step's supervisor) and its child.
+        warm, deadline = _ancestors()[1], time.monotonic() + 20
+        while time.monotonic() < deadline:
+            spares = [p for p in _children(warm) if p != os.getppid()]
+            if spares and _children(spares[0]):
+                spare, [waiting] = spares[0], _children(spares[0])
+                break
+            time.sleep(0.02)
+        else:
+            raise RuntimeError("no spare step process appeared")
+        if how == "spare":
+            os.kill(spare, signal.SIGKILL)
+        elif how == "child":
+            os.kill(waiting, signal.SIGKILL)
+        elif how == "sigint":
+            os.kill(spare, signal.SIGINT)
+            os.kill(waiting, signal.SIGINT)
+        time.sleep(0.2)
+
+
     @step
     def report() -> int:
+        if os.environ.get("DISTURB_SPARE"):
+            _disturb_the_spare(os.environ["DISTURB_SPARE"])
         with open(os.environ["REPORT_TO"], "w") as file:
             json.dump(
                 {
@@ -246,7 +275,12 @@ def test_the_warm_parent_has_one_thread_and_no_store_open(
         assert len(os.listdir(f"/proc/{pid}/task")) == 1
         targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
         assert not [t for t in targets if t.endswith((".db", ".sqlite"))], targets
-        assert len([t for t in targets if t.startswith("socket:")]) == 1, targets
+        # Its client's socket, and its spare's: a step process forked ahead, waiting
+        # with its own child for the next step.
+        assert len([t for t in targets if t.startswith("socket:")]) == 2, targets
+        [spare] = _children(pid)
+        [waiting] = _children(spare)
+        assert [len(os.listdir(f"/proc/{p}/task")) for p in (spare, waiting)] == [1, 1]
         # A variable read while importing differs: that step starts cold (None).
         other = {**env, "STEPWIRE_FULL_TFX_IMPORTS": "1"}
         assert launcher.call(command, other, 1) is None
@@ -256,6 +290,58 @@ def test_the_warm_parent_has_one_thread_and_no_store_open(
         "usage: python -m stepwire.entrypoints.step_entrypoint"
         in (tmp_path / "out.log").read_text()
     )
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"  # ended, its parent not yet told
+
+
+@pytest.mark.parametrize("how", ["spare", "child", "sigint"])
+def test_a_spare_disturbed_while_it_waits_still_leaves_the_next_step_whole(
+    project: StackDir, how: str
+) -> None:
+    # spare: killed, the next step is forked instead; child: its waiting child
+    # killed, the spare starts a fresh one; sigint: a Ctrl-C while nothing runs
+    # is not held for the next step.
+    proc = _run(project, f"disturbed-{how}", DISTURB_SPARE=how)
+    assert proc.returncode == 0, explain(proc)
+    assert set(project.statuses(f"disturbed-{how}").values()) == {"completed"}
+    assert project.output(f"disturbed-{how}", "after", int) == 3
+    log = project.artifacts / ".stepwire" / "logs" / f"disturbed-{how}" / "end.log"
+    assert "stepwire: " not in log.read_text()
+    assert "Traceback" not in proc.stdout + proc.stderr, explain(proc)
+
+
+def test_an_unsupervised_step_is_forked_for_its_request_not_taken_from_a_spare(
+    project: StackDir,
+) -> None:
+    proc = _run(project, "unsupervised", STEPWIRE_SUPERVISE="0")
+    assert proc.returncode == 0, explain(proc)
+    commands = _report(project)["commands"]
+    assert isinstance(commands, list)
+    assert "-m stepwire.entrypoints.warm_parent" in commands[0], commands
+
+
+def test_the_spare_and_its_child_end_with_the_warm_parent(project: StackDir) -> None:
+    env = project.env(PYTHONPATH=None)
+    with WarmLauncher(env) as launcher:
+        command = [sys.executable, "-m", "stepwire.entrypoints.step_entrypoint", "--help"]
+        assert launcher.call(command, env, os.open(os.devnull, os.O_WRONLY)) == 0
+        warm = launcher._process.pid  # type: ignore[union-attr]
+        [spare] = _children(warm)
+        [waiting] = _children(spare)
+    deadline = time.monotonic() + 20
+    while not all(_gone(p) for p in (warm, spare, waiting)):
+        assert time.monotonic() < deadline, "a spare outlived its warm parent"
+        time.sleep(0.05)
 
 
 def test_warm_processes_can_be_turned_off(project: StackDir) -> None:

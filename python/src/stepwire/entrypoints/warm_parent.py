@@ -6,7 +6,10 @@ then forks one child per step. The child becomes exactly what a cold
 ``python -m stepwire.entrypoints.step_entrypoint ARGS`` would be: the step's own
 environment, working directory, ``sys.argv`` and output file, and the same
 :func:`~stepwire.entrypoints.step_entrypoint.run_as_main` (a supervisor and the step
-under it). Its exit status is reported to whoever asked.
+under it). Its exit status is reported to whoever asked. One child is forked ahead
+of its request, with its supervised child, and waits (a spare,
+:mod:`stepwire.entrypoints.step_fork`): a request it suits goes to it, and the next
+spare is forked while that step runs.
 
 The parent is a process of its own (``python -m stepwire.entrypoints.warm_parent FD``),
 started by :mod:`stepwire.orchestrators.warm_launch`, so nothing the orchestrator
@@ -27,78 +30,21 @@ The protocol, over the stream socket ``FD`` (one JSON frame each way, see
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import signal
 import socket
-import struct
 import sys
-from typing import Any, NoReturn
+from typing import Any
+
+from stepwire.entrypoints import step_fork
+from stepwire.entrypoints.frames import receive_frame, send_frame
 
 ENV_WARM_PROCESSES = "STEPWIRE_WARM_PROCESSES"
 """Set to ``0`` to start every step process cold (no warm parent)."""
 
 IMPORT_TIME_VARIABLES = ("STEPWIRE_FULL_TFX_IMPORTS", "PYTHONPATH", "PYTHONHASHSEED")
 """Variables read while the runtime is imported: a request that differs in one starts cold."""
-
-_HEADER = struct.Struct("!I")
-MAX_FRAME_BYTES = 64 << 20
-_PR_SET_PDEATHSIG = 1
-
-
-def send_frame(sock: socket.socket, message: dict[str, Any], fds: tuple[int, ...] = ()) -> None:
-    """Sends one JSON frame (a 4-byte length, then the JSON), with file descriptors.
-
-    Args:
-        sock: A connected stream socket.
-        message: The message.
-        fds: File descriptors to pass with it (``SCM_RIGHTS``).
-    """
-    data = json.dumps(message, separators=(",", ":")).encode("utf-8")
-    header = _HEADER.pack(len(data))
-    if fds:
-        sent = socket.send_fds(sock, [header + data], list(fds))
-        sock.sendall((header + data)[sent:])
-    else:
-        sock.sendall(header + data)
-
-
-def receive_frame(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
-    """Receives one frame sent by :func:`send_frame`.
-
-    Args:
-        sock: A connected stream socket.
-
-    Returns:
-        The message and the file descriptors that came with it, or None at the end
-        of the stream.
-
-    Raises:
-        ValueError: If the frame is malformed or larger than :data:`MAX_FRAME_BYTES`.
-    """
-    data, fds, _flags, _address = socket.recv_fds(sock, _HEADER.size, 4)
-    if not data:
-        return None
-    data += _receive_exactly(sock, _HEADER.size - len(data))
-    (length,) = _HEADER.unpack(data)
-    if length > MAX_FRAME_BYTES:
-        raise ValueError(f"a frame of {length} bytes")
-    message = json.loads(_receive_exactly(sock, length))
-    if not isinstance(message, dict):
-        raise ValueError("a frame that is not a JSON object")
-    return message, fds
-
-
-def _receive_exactly(sock: socket.socket, size: int) -> bytes:
-    chunks = []
-    while size:
-        chunk = sock.recv(min(size, 1 << 20))
-        if not chunk:
-            raise ValueError("the stream ended inside a frame")
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
 
 
 def thread_count() -> int:
@@ -156,24 +102,13 @@ def _warm_up() -> None:
         importlib.import_module(name)
 
 
-def _die_with(parent_pid: int) -> None:
-    """Ends this process when the one that forked it ends (Linux; a step of a Ray task)."""
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent_pid:
-        os._exit(0)
-
-
 class _Server:
     """The warm parent's loop: requests in, children forked, exit statuses out."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.children: dict[int, int] = {}  # pid -> request id
+        self.spare: step_fork.Spare | None = None
         self.wake_read, self.wake_write = os.pipe()
         os.set_blocking(self.wake_write, False)
         os.set_blocking(self.wake_read, False)
@@ -184,6 +119,7 @@ class _Server:
         signal.set_wakeup_fd(self.wake_write)
         signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self._refill()
         while True:
             readable, _, _ = select.select([self.sock.fileno(), self.wake_read], [], [])
             if self.wake_read in readable:
@@ -202,21 +138,30 @@ class _Server:
                 if frame is None:
                     return
                 self._start(*frame)
+                self._refill()
 
     def _reap(self) -> None:
-        while self.children:
+        while True:
             try:
                 pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            if self.spare is not None and pid == self.spare.pid:
+                self.spare.sock.close()  # it died waiting: the next request forks
+                self.spare = None
             request = self.children.pop(pid, None)
             if request is not None:
                 # CPU time of the step process and of the children it waited for
                 # (its step), as a cold launch's rusage would count it.
                 cpu = usage.ru_utime + usage.ru_stime
                 send_frame(self.sock, {"id": request, "status": status, "cpu_seconds": cpu})
+
+    def _refill(self) -> None:
+        """Forks the next spare step process, unless one waits or forking is not safe."""
+        if self.spare is None and thread_count() == 1:
+            self.spare = step_fork.fork_spare(self._leave_the_loop)
 
     def _start(self, request: dict[str, Any], fds: list[int]) -> None:
         number = request.get("id")
@@ -226,12 +171,25 @@ class _Server:
                 os.close(fd)
             send_frame(self.sock, {"id": number, "cold": why})
             return
-        pid = os.fork()
-        if pid == 0:
-            self._become_step(request, fds[0])
+        pid = self._hand_to_spare(request, fds[0])
+        if pid is None:
+            pid = os.fork()
+            if pid == 0:
+                self._leave_the_loop()
+                step_fork.become_step(request, fds[0])
         os.close(fds[0])
         self.children[pid] = int(number)  # type: ignore[arg-type]
         send_frame(self.sock, {"id": number, "pid": pid})
+
+    def _hand_to_spare(self, request: dict[str, Any], output_fd: int) -> int | None:
+        """The spare's pid once it has the request; None to fork the step instead."""
+        spare, self.spare = self.spare, None
+        if spare is None or not step_fork.spare_suits(request):
+            self.spare = spare
+            return None
+        if not step_fork.hand_over(spare, request, output_fd):
+            return None  # it died waiting; reaped (and ignored) by _reap
+        return spare.pid
 
     def _why_not(self, request: dict[str, Any], fds: list[int]) -> str:
         """Why this request must start cold, or the empty string."""
@@ -248,33 +206,16 @@ class _Server:
             return f"the warm parent has {threads} threads; forking it is not safe"
         return ""
 
-    def _become_step(self, request: dict[str, Any], output_fd: int) -> NoReturn:
-        """In the child: becomes the step process the request describes; never returns."""
-        from stepwire.entrypoints import step_entrypoint
-
-        try:
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            self.sock.close()
-            os.close(self.wake_read)
-            os.close(self.wake_write)
-            os.dup2(output_fd, 1)
-            os.dup2(output_fd, 2)
-            os.close(output_fd)
-            if request.get("die_with_parent"):
-                # As a cold step process of a Ray task: ended when its launcher is.
-                _die_with(os.getppid())
-            os.chdir(str(request.get("cwd") or "."))
-            os.environ.clear()
-            os.environ.update({str(k): str(v) for k, v in request["env"].items()})
-            sys.argv = [str(step_entrypoint.__file__), *map(str, request["argv"])]
-            step_entrypoint.run_as_main(sys.argv[1:])
-        except BaseException:  # a child must never return into the parent's loop
-            import traceback
-
-            traceback.print_exc()
-        step_entrypoint.leave(70)
+    def _leave_the_loop(self) -> None:
+        """In a child: drops the loop's signals and descriptors, as a step process starts."""
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        self.sock.close()
+        os.close(self.wake_read)
+        os.close(self.wake_write)
+        if self.spare is not None:
+            self.spare.sock.close()
 
 
 def main(argv: list[str] | None = None) -> None:

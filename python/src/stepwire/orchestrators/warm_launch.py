@@ -26,7 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stepwire.entrypoints.warm_parent import ENV_WARM_PROCESSES, receive_frame, send_frame
+from stepwire.entrypoints.frames import receive_frame, send_frame
+from stepwire.entrypoints.warm_parent import ENV_WARM_PROCESSES
 
 ENTRYPOINT_MODULE = "stepwire.entrypoints.step_entrypoint"
 _READY_TIMEOUT_SECONDS = 120.0
