@@ -442,7 +442,7 @@ class WarmLaunch(Launch):
     future: Future[None] | None = None
     parent: int | None = None
     pid: int | None = None
-    before: frozenset[int] = frozenset()
+    output: str = ""  # the launch's pipe, as /proc/<pid>/fd/1 of its step process names it
 
     @classmethod
     def start(
@@ -460,7 +460,7 @@ class WarmLaunch(Launch):
             time.monotonic(),
             err,
             parent=parent,
-            before=frozenset(_children(parent) if parent else ()),
+            output=f"pipe:[{os.fstat(write_end).st_ino}]",
         )
 
         def call() -> None:
@@ -484,9 +484,11 @@ class WarmLaunch(Launch):
 
     def supervisor(self) -> int | None:
         if self.pid is None:
+            # The warm parent's child that writes to this launch's pipe: not its
+            # spare, which waits for the next request.
             parent = self.parent or _warm_parent_now(self)
-            new = [p for p in _children(parent) if p not in self.before] if parent else []
-            self.pid = new[0] if new else None
+            ours = [p for p in (_children(parent) if parent else []) if _stdout(p) == self.output]
+            self.pid = ours[0] if ours else None
         return self.pid
 
     def running(self) -> bool:
@@ -505,6 +507,13 @@ class WarmLaunch(Launch):
             self.reader.join(timeout=10)
         self.err.write_text("\n".join(line for _, line in self.lines) + "\n")
         return self.code
+
+
+def _stdout(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/fd/1")
+    except OSError:
+        return ""
 
 
 def _warm_parent(launcher: Any) -> int | None:
