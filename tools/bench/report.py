@@ -830,9 +830,9 @@ def peers_section(raw: dict[str, Any], targets: list[dict[str, Any]]) -> str:
                     else (
                         "a stepwire step is a process of its own, forked from a warm parent "
                         "(section 6), while ZenML's local orchestrator runs every step in one "
-                        "process; a forked step still pays two forks, its own ML Metadata "
-                        "connection and its supervisor (section 6's why). In process (the row "
-                        "above), stepwire is the cheaper one."
+                        "process; a forked step still pays the page faults of a forked process, "
+                        "its own ML Metadata connection and calls, and its supervisor (section "
+                        "6's why). In process (the row above), stepwire is the cheaper one."
                         if ours == "stepwire_subprocess"
                         else "per-step launcher and ML Metadata work; see section 1's breakdown."
                     ),
@@ -1119,10 +1119,14 @@ def warm_section(raw: dict[str, Any], targets: list[dict[str, Any]], peers: Any 
                 "why": ""
                 if met
                 else (
-                    "the run's fixed costs stay: compiling the pipeline and building every "
-                    "command line before the first step (the warm parent warms up meanwhile), "
-                    "and the second slot adds less warm than cold (see the speedup rows), so "
-                    "the cold run's better use of 2 cores narrows the ratio."
+                    "with one slot the warm run is several times faster than the cold one, but "
+                    "a second slot adds much less warm than cold (see the speedup rows): a "
+                    "warm step is short enough that what cannot overlap dominates. Its ML "
+                    "Metadata calls take turns with the other slot's under the SQLite file's "
+                    "lock (about half of a warm step), and the orchestrator, the warm parent "
+                    "forking the next spare and both steps share 2 cores; a cold step is "
+                    "mostly imports, which overlap freely. A metadata server instead of "
+                    "SQLite, or fewer writes a step, would let two warm steps overlap."
                 ),
             }
         )
@@ -1139,9 +1143,9 @@ def warm_section(raw: dict[str, Any], targets: list[dict[str, Any]], peers: Any 
                     if met
                     else (
                         "ML Metadata calls on one SQLite file take turns under its lock (about "
-                        "26 ms of a 65 ms warm step), the orchestrator's work between steps is "
-                        "serial, and its own process and the warm parent share the 2 cores with "
-                        "the steps, so a second slot cannot double the rate."
+                        "half of a warm step), the orchestrator's work between steps is serial, "
+                        "and its own process and the warm parent share the 2 cores with the "
+                        "steps, so a second slot cannot double the rate."
                     ),
                 }
             )
