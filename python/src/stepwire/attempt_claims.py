@@ -161,16 +161,14 @@ class Claim:
         type_id: The id of the claims' context type.
         store_lost: Set when the metadata store stopped answering during the
             attempt: the claim is then left to expire, not released.
-        released: Set once :func:`release` released it.
     """
 
     attempt: int
     name: str
     context_id: int
     owner: str
-    type_id: int = 0
+    type_id: int
     store_lost: bool = False
-    released: bool = False
 
 
 def _context_type_id(store: Any) -> int:
@@ -272,14 +270,11 @@ def release(mlmd: GuardedMetadata, claim: Claim, state: str) -> None:
         claim: The claim.
         state: How the attempt ended, recorded on the claim (``completed``...).
     """
-    if claim.released:
-        return
     if claim.store_lost:
         logger.warning("Not releasing the claim %s: the metadata store is gone", claim.name)
         return
     try:
         _update(mlmd, claim, 0.0, state)
-        claim.released = True
     except Exception as e:  # the lease expires anyway
         logger.warning("Could not release the claim %s: %s", claim.name, e)
 
