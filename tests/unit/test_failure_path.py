@@ -148,4 +148,7 @@ def test_which_metadata_errors_the_guard_retries() -> None:
     # PostgreSQL's CREATE TABLE IF NOT EXISTS, raced by another process creating the schema.
     raced = 'ERROR: relation "type" already exists (Execution failed: ...)'
     assert is_transient(RuntimeError(f"PostgreSQL metadata source error: {raced}"))
+    # ... or on the table's row type, which PostgreSQL creates with it.
+    row_type = 'ERROR: type "type" already exists (Execution failed: ...)'
+    assert is_transient(RuntimeError(f"PostgreSQL metadata source error: {row_type}"))
     assert not is_transient(RuntimeError('ERROR: relation "type" does not exist'))

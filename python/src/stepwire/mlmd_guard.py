@@ -89,10 +89,11 @@ _TRANSIENT_MESSAGES = (
     "deadlock detected",
 )
 
-_CONCURRENT_DDL = re.compile(r'relation "[^"]+" already exists')
+_CONCURRENT_DDL = re.compile(r'(?:relation|type) "[^"]+" already exists')
 """PostgreSQL's ``CREATE TABLE IF NOT EXISTS`` is not safe against itself: of two
-processes creating the schema at once, one may fail with this. Only the schema's
-creation, when a store is opened, runs DDL, so no other call can see it."""
+processes creating the schema at once, one may fail on the table (its relation) or
+on the row type PostgreSQL makes for it. Only the schema's creation, when a store
+is opened, runs DDL, so no other call can see it."""
 
 
 @dataclass
