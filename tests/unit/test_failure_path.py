@@ -151,4 +151,7 @@ def test_which_metadata_errors_the_guard_retries() -> None:
     # ... or on the table's row type, which PostgreSQL creates with it.
     row_type = 'ERROR: type "type" already exists (Execution failed: ...)'
     assert is_transient(RuntimeError(f"PostgreSQL metadata source error: {row_type}"))
+    # ... or on the database itself, two processes creating it at once.
+    database = 'ERROR: database "stepwire_1" already exists (Creating database stepwire_1 ...)'
+    assert is_transient(RuntimeError(f"PostgreSQL metadata source error: {database}"))
     assert not is_transient(RuntimeError('ERROR: relation "type" does not exist'))

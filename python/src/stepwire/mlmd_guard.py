@@ -89,11 +89,11 @@ _TRANSIENT_MESSAGES = (
     "deadlock detected",
 )
 
-_CONCURRENT_DDL = re.compile(r'(?:relation|type) "[^"]+" already exists')
-"""PostgreSQL's ``CREATE TABLE IF NOT EXISTS`` is not safe against itself: of two
-processes creating the schema at once, one may fail on the table (its relation) or
-on the row type PostgreSQL makes for it. Only the schema's creation, when a store
-is opened, runs DDL, so no other call can see it."""
+_CONCURRENT_DDL = re.compile(r'(?:database|relation|type) "[^"]+" already exists')
+"""PostgreSQL's creation of a database and of tables "if not exists" is not safe
+against itself: of two processes creating the store at once, one may fail on the
+database, on a table (its relation) or on the row type PostgreSQL makes for it.
+Only creating the store, when it is opened, runs DDL, so no other call can see it."""
 
 
 @dataclass
